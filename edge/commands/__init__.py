@@ -1,0 +1,1 @@
+"""Sub-commands of ``edge-pose``; see :mod:`edge.cli`."""
