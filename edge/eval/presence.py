@@ -1,0 +1,60 @@
+"""Presence-interval scoring: is a person reported when (and only when) someone is there?
+
+Intervals are inclusive frame ranges ``[start, end]`` with a person present
+(``*.presence.json``: ``present_intervals_frames``). Inside an interval the first
+``grace_frames`` frames are allowed for pick-up; a pose more than
+``grace_frames`` outside every interval is a ghost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Frames allowed for pick-up after an annotated start, and margin around intervals for ghosts.
+GRACE_FRAMES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceScore:
+    #: Frames inside intervals (after the grace period) with a pose / such frames.
+    recall: float
+    frames_inside: int
+    #: Frames more than the grace period outside every interval with a pose / such frames.
+    ghost_rate: float
+    frames_outside: int
+    #: Per interval: frames from the annotated start to the first pose (None if never).
+    pickup_delay_frames: tuple[int | None, ...]
+
+
+def presence_score(
+    has_pose: NDArray[np.bool_],
+    intervals: Sequence[tuple[int, int]],
+    grace_frames: int = GRACE_FRAMES,
+) -> PresenceScore:
+    """Score a per-frame "a pose was reported" flag against annotated presence intervals."""
+    flags = np.asarray(has_pose, dtype=bool)
+    n = flags.size
+    frames = np.arange(n)
+    inside = np.zeros(n, dtype=bool)
+    near = np.zeros(n, dtype=bool)
+    delays: list[int | None] = []
+    for start, end in intervals:
+        if end < start:
+            raise ValueError(f"interval end {end} before start {start}")
+        inside |= (frames >= start + grace_frames) & (frames <= end)
+        near |= (frames >= start - grace_frames) & (frames <= end + grace_frames)
+        hits = np.flatnonzero(flags[max(start, 0) : end + 1])
+        delays.append(int(hits[0]) if hits.size else None)
+    outside = ~near
+    n_in, n_out = int(inside.sum()), int(outside.sum())
+    return PresenceScore(
+        recall=float(flags[inside].mean()) if n_in else float("nan"),
+        frames_inside=n_in,
+        ghost_rate=float(flags[outside].mean()) if n_out else float("nan"),
+        frames_outside=n_out,
+        pickup_delay_frames=tuple(delays),
+    )

@@ -1,0 +1,72 @@
+"""Known-answer tests of presence-interval and id-stability scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.eval.identity import TrackedFrame, id_stability, match_nearest, torso_centres_px
+from edge.eval.presence import presence_score
+
+
+def test_presence_recall_after_grace_and_ghosts_outside_margin() -> None:
+    flags = np.zeros(100, dtype=bool)
+    flags[23:61] = True  # interval [20, 60]: picked up 3 frames late, lost on the last frame
+    flags[64] = True  # within 5 frames after the end: neither ghost nor miss
+    flags[90:95] = True  # ghost
+    score = presence_score(flags, [(20, 60)])
+    inside = 60 - 25 + 1
+    assert score.frames_inside == inside
+    assert score.recall == pytest.approx(1.0)
+    outside = 100 - (65 - 15 + 1)
+    assert score.frames_outside == outside
+    assert score.ghost_rate == pytest.approx(5 / outside)
+    assert score.pickup_delay_frames == (3,)
+
+
+def test_presence_counts_a_missed_interval() -> None:
+    flags = np.zeros(50, dtype=bool)
+    flags[10:20] = True
+    score = presence_score(flags, [(10, 19), (30, 45)])
+    assert score.pickup_delay_frames == (0, None)
+    assert score.recall == pytest.approx(5 / (5 + 11))
+    assert score.ghost_rate == 0.0
+
+
+def _frame(ids: list[int], xs: list[float]) -> TrackedFrame:
+    return TrackedFrame(
+        ids=np.array(ids, dtype=np.int64),
+        centres_px=np.array([[x, 100.0] for x in xs], dtype=np.float64).reshape(-1, 2),
+    )
+
+
+def test_id_stability_detects_a_swap_and_a_new_id() -> None:
+    frames = [
+        _frame([1, 2, 3], [100, 300, 500]),
+        _frame([1, 2, 3], [105, 305, 495]),
+        _frame([2, 1, 3], [108, 310, 490]),  # ids 1 and 2 swapped
+        _frame([2, 1, 3], [110, 312, 488]),
+        _frame([2, 1, 7], [112, 315, 485]),  # track 3 re-created as 7
+        _frame([2, 1], [112, 315]),
+        _frame([], []),
+        _frame([2, 1], [113, 316]),
+    ]
+    res = id_stability(frames, expected_count=3)
+    assert res.transitions == 5  # pairs touching the empty frame are not compared
+    assert res.switch_transitions == 2
+    assert res.stable_fraction == pytest.approx(3 / 5)
+    assert res.frames_with_expected_count == 5
+    assert res.distinct_ids == 4
+
+
+def test_match_nearest_respects_gate_and_one_to_one() -> None:
+    a = np.array([[0.0, 0.0], [10.0, 0.0]])
+    b = np.array([[9.0, 0.0], [100.0, 0.0]])
+    assert match_nearest(a, b, gate_px=20.0) == [(1, 0)]
+    assert sorted(match_nearest(a, b, gate_px=1000.0)) == [(0, 1), (1, 0)]
+
+
+def test_torso_centres() -> None:
+    xy = np.zeros((1, 33, 2))
+    xy[0, [11, 12, 23, 24]] = [[0, 0], [10, 0], [0, 20], [10, 20]]
+    np.testing.assert_allclose(torso_centres_px(xy), [[5.0, 10.0]])
