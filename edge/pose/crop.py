@@ -1,0 +1,203 @@
+"""The model input: a rotated rectangle of the full frame warped straight into the tensor.
+
+Mirrors MediaPipe's ``ImageToTensorCalculator`` with the OpenCV converter: the
+rectangle's corners (as ``cv2.boxPoints`` gives them) map to the tensor's corners
+(0, H), (0, 0), (W, 0), (W, H); sampling is bilinear on the uint8 frame; the
+border is zero for the detector's letterbox and replicated for the landmark crop;
+the uint8 result is then mapped to the tensor's value range.
+
+One warp writes the pixels: float models get ``v * scale + offset`` into the
+input tensor; int8 models whose input quantisation is ``v - 128`` get the warp
+written into the tensor's own memory (viewed as uint8) and flipped in place
+(``v ^ 0x80`` == ``v - 128`` as int8): no float round trip.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.pose.roi import roi_corners_px
+from edge.pose.types import Roi
+
+Border = Literal["zero", "replicate"]
+_BORDERS = {"zero": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE}
+
+#: Value ranges of the float models' inputs.
+DETECTOR_RANGE = (-1.0, 1.0)
+LANDMARK_RANGE = (0.0, 1.0)
+
+
+def letterbox_roi(
+    width_px: int, height_px: int, tensor_width: int, tensor_height: int
+) -> tuple[Roi, tuple[float, float, float, float]]:
+    """The whole frame, padded to the tensor's aspect ratio (``keep_aspect_ratio``,
+    ``PadRoi``). Returns the padded ROI and the padding (left, top, right, bottom)
+    as fractions of the tensor, kept fractional (not rounded to pixels)."""
+    tensor_aspect = tensor_height / tensor_width
+    roi_aspect = height_px / width_px
+    vertical = horizontal = 0.0
+    if tensor_aspect > roi_aspect:
+        new_w = float(width_px)
+        new_h = width_px * tensor_aspect
+        vertical = (1.0 - roi_aspect / tensor_aspect) / 2.0
+    else:
+        new_w = height_px / tensor_aspect
+        new_h = float(height_px)
+        horizontal = (1.0 - tensor_aspect / roi_aspect) / 2.0
+    roi = Roi(width_px / 2.0, height_px / 2.0, new_w, new_h, 0.0)
+    return roi, (horizontal, vertical, horizontal, vertical)
+
+
+def crop_matrix(roi: Roi, tensor_width: int, tensor_height: int) -> NDArray[np.float64]:
+    """2x3 affine matrix frame px -> tensor px (the corner mapping MediaPipe uses)."""
+    src = roi_corners_px(roi)
+    dst = np.array(
+        [[0.0, tensor_height], [0.0, 0.0], [tensor_width, 0.0]],
+        dtype=np.float32,
+    )
+    matrix = np.asarray(cv2.getAffineTransform(src[:3], dst), dtype=np.float64)
+    return matrix
+
+
+def inverse_crop_matrix(roi: Roi, tensor_width: int, tensor_height: int) -> NDArray[np.float64]:
+    """2x3 affine matrix tensor px -> frame px."""
+    inv = np.asarray(
+        cv2.invertAffineTransform(crop_matrix(roi, tensor_width, tensor_height)), np.float64
+    )
+    return inv
+
+
+def warp_roi(
+    image: NDArray[np.uint8],
+    roi: Roi,
+    tensor_width: int,
+    tensor_height: int,
+    border: Border,
+    *,
+    out: NDArray[np.uint8] | None = None,
+) -> NDArray[np.uint8]:
+    """Bilinear warp of ``roi`` from the full frame to a ``(H, W, C)`` uint8 patch."""
+    matrix = crop_matrix(roi, tensor_width, tensor_height)
+    kwargs: dict[str, Any] = {
+        "flags": cv2.INTER_LINEAR,
+        "borderMode": _BORDERS[border],
+        "borderValue": (0, 0, 0, 0),
+    }
+    if out is not None:
+        written = cv2.warpAffine(image, matrix, (tensor_width, tensor_height), dst=out, **kwargs)
+        return np.asarray(written, dtype=np.uint8)
+    result = cv2.warpAffine(image, matrix, (tensor_width, tensor_height), **kwargs)
+    return np.asarray(result, dtype=np.uint8)
+
+
+@dataclass(frozen=True, slots=True)
+class InputEncoding:
+    """How uint8 pixels become the values of one input tensor.
+
+    ``kind``: ``float`` (``v * scale + offset``), ``xor128`` (int8 tensor with
+    ``v - 128`` quantisation), ``identity`` (uint8 tensor taking raw pixels) or
+    ``lut`` (any other quantisation: a 256-entry table).
+    """
+
+    kind: Literal["float", "xor128", "identity", "lut"]
+    scale: float = 1.0
+    offset: float = 0.0
+    lut: NDArray[Any] | None = None
+
+
+def make_encoding(
+    dtype: np.dtype[Any],
+    value_range: tuple[float, float],
+    quant_scale: float = 0.0,
+    quant_zero_point: int = 0,
+) -> InputEncoding:
+    """The encoding for a tensor of ``dtype`` (with its quantisation) fed pixels
+    normalised to ``value_range`` (MediaPipe's ``output_tensor_float_range``)."""
+    lo, hi = value_range
+    scale = (hi - lo) / 255.0
+    if dtype == np.dtype(np.float32):
+        return InputEncoding("float", scale=scale, offset=lo)
+    if dtype not in (np.dtype(np.int8), np.dtype(np.uint8)) or quant_scale <= 0.0:
+        raise ValueError(f"unsupported input tensor type {dtype} (scale {quant_scale})")
+    values = np.arange(256, dtype=np.float64) * scale + lo
+    info = np.iinfo(dtype)
+    lut = np.clip(np.rint(values / quant_scale) + quant_zero_point, info.min, info.max).astype(
+        dtype
+    )
+    pixels = np.arange(256)
+    if dtype == np.dtype(np.int8) and np.array_equal(lut.astype(np.int64), pixels - 128):
+        return InputEncoding("xor128")
+    if dtype == np.dtype(np.uint8) and np.array_equal(lut.astype(np.int64), pixels):
+        return InputEncoding("identity")
+    return InputEncoding("lut", lut=lut)
+
+
+def crop_into_tensor(
+    image: NDArray[np.uint8],
+    roi: Roi,
+    tensor: NDArray[Any],
+    encoding: InputEncoding,
+    border: Border,
+    *,
+    scratch: NDArray[np.uint8] | None = None,
+) -> None:
+    """Warp ``roi`` of ``image`` (H, W, 3 uint8 RGB) into ``tensor`` ((1,) h, w, 3), in place.
+
+    ``scratch`` is an optional (h, w, 3) uint8 buffer reused between frames for the
+    float and LUT encodings.
+    """
+    plane = tensor.reshape(tuple(tensor.shape)[-3:])
+    h, w = int(plane.shape[0]), int(plane.shape[1])
+    if encoding.kind in ("xor128", "identity"):
+        target = plane.view(np.uint8)
+        written = warp_roi(image, roi, w, h, border, out=target)
+        if written is not target and not np.shares_memory(written, target):
+            np.copyto(target, written)
+        if encoding.kind == "xor128":
+            np.bitwise_xor(target, np.uint8(0x80), out=target)
+        return
+    patch = warp_roi(image, roi, w, h, border, out=scratch)
+    if encoding.kind == "float":
+        np.multiply(patch, np.float32(encoding.scale), out=plane, dtype=np.float32)
+        if encoding.offset != 0.0:
+            np.add(plane, np.float32(encoding.offset), out=plane)
+        return
+    assert encoding.lut is not None
+    np.take(encoding.lut, patch, out=plane)
+
+
+def pixels_from_tensor(tensor: NDArray[Any], encoding: InputEncoding) -> NDArray[np.uint8]:
+    """Inverse of the encoding (for tests and calibration): tensor -> uint8 pixels."""
+    plane = tensor.reshape(tensor.shape[-3:])
+    if encoding.kind == "xor128":
+        out: NDArray[np.uint8] = np.bitwise_xor(plane.view(np.uint8), np.uint8(0x80))
+        return out
+    if encoding.kind == "identity":
+        return plane.astype(np.uint8)
+    if encoding.kind == "float":
+        values = (plane.astype(np.float64) - encoding.offset) / encoding.scale
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    assert encoding.lut is not None
+    base = 0 if plane.dtype == np.uint8 else -128
+    inverse = np.zeros(256, dtype=np.uint8)
+    keys = encoding.lut.astype(np.int64) - base
+    inverse[np.clip(keys, 0, 255)] = np.arange(256, dtype=np.uint8)
+    idx = plane.astype(np.int64) - base
+    restored: NDArray[np.uint8] = inverse[np.clip(idx, 0, 255)]
+    return restored
+
+
+def roi_contains_frame_px(roi: Roi, x_px: float, y_px: float) -> bool:
+    """Whether a frame pixel lies inside the rotated rectangle."""
+    dx = x_px - roi.center_x_px
+    dy = y_px - roi.center_y_px
+    c, s = math.cos(roi.rotation_rad), math.sin(roi.rotation_rad)
+    u = c * dx + s * dy
+    v = -s * dx + c * dy
+    return abs(u) <= roi.width_px / 2 and abs(v) <= roi.height_px / 2

@@ -1,0 +1,152 @@
+"""Landmark-model post-processing: decode, heatmap refinement, projection to the frame.
+
+Mirrors ``TensorsToLandmarksCalculator`` (39 landmarks, 256 px input, sigmoid
+visibility and presence), ``RefineLandmarksFromHeatmapCalculator``,
+``LandmarkProjectionCalculator`` and ``WorldLandmarkProjectionCalculator`` as wired
+in ``tensors_to_pose_landmarks_and_segmentation.pbtxt`` and
+``pose_landmark_by_roi_cpu.pbtxt``. Landmarks are float32 ``(N, 5)`` arrays of
+x, y, z, visibility, presence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.pose.types import Roi
+
+FloatArray = NDArray[np.float32]
+
+#: 33 body landmarks + 2 auxiliary (ROI) + 4 unused.
+NUM_MODEL_LANDMARKS = 39
+BODY = slice(0, 33)
+AUXILIARY = slice(33, 35)
+LANDMARK_INPUT_PX = 256
+#: The 0.10.14 wheel behaves as kernel 9 (its .pbtxt says 7; see pose-graph.md).
+HEATMAP_KERNEL = 9
+HEATMAP_MIN_CONFIDENCE = 0.5
+
+
+def sigmoid(x: NDArray[np.floating]) -> FloatArray:
+    with np.errstate(over="ignore"):
+        out: FloatArray = (1.0 / (1.0 + np.exp(-np.asarray(x, np.float32)))).astype(np.float32)
+    return out
+
+
+def decode_landmarks(
+    raw: NDArray[np.float32],
+    input_width_px: int = LANDMARK_INPUT_PX,
+    input_height_px: int = LANDMARK_INPUT_PX,
+) -> FloatArray:
+    """``(195,)`` model output -> ``(39, 5)`` crop-normalised landmarks
+    (``TensorsToLandmarksCalculator``): x / w, y / h, z / w, sigmoid(visibility),
+    sigmoid(presence)."""
+    v = np.asarray(raw, np.float32).reshape(-1, 5)
+    out = np.empty_like(v)
+    out[:, 0] = v[:, 0] / np.float32(input_width_px)
+    out[:, 1] = v[:, 1] / np.float32(input_height_px)
+    out[:, 2] = v[:, 2] / np.float32(input_width_px)
+    out[:, 3:5] = sigmoid(v[:, 3:5])
+    return out
+
+
+def _window_offsets(kernel_size: int) -> NDArray[np.intp]:
+    half = (kernel_size - 1) // 2
+    return np.arange(-half, half + 1, dtype=np.intp)
+
+
+def refine_from_heatmap(
+    landmarks: FloatArray,
+    heatmap: NDArray[np.float32],
+    kernel_size: int = HEATMAP_KERNEL,
+    min_confidence: float = HEATMAP_MIN_CONFIDENCE,
+) -> FloatArray:
+    """Replace x, y by the sigmoid-weighted mean of a kernel window of each landmark's
+    heatmap channel (``RefineLandmarksFromHeatmapCalculator``).
+
+    ``heatmap`` is ``(H, W, N)`` (or with a leading batch of 1) of logits. A landmark
+    is refined only when the window's max confidence reaches ``min_confidence``.
+    MediaPipe's quirks are kept: the centre cell is ``int()`` truncation towards zero,
+    and the skip test checks the column twice and the row only against 0, so a
+    centre row just past the bottom still uses the rows of the window that exist.
+    """
+    hm = heatmap.reshape(tuple(heatmap.shape)[-3:])
+    hm_h, hm_w, channels = (int(v) for v in hm.shape)
+    n = landmarks.shape[0]
+    if channels != n:
+        raise ValueError(f"heatmap has {channels} channels for {n} landmarks")
+    out = landmarks.copy()
+    col = np.trunc(landmarks[:, 0] * np.float32(hm_w)).astype(np.int64)
+    row = np.trunc(landmarks[:, 1] * np.float32(hm_h)).astype(np.int64)
+    active = (col >= 0) & (col < hm_w) & (row >= 0)
+    if not active.any():
+        return out
+    idx = np.flatnonzero(active)
+    offsets = _window_offsets(kernel_size)
+    rows = row[idx, None, None] + offsets[None, :, None]  # (k, K, 1)
+    cols = col[idx, None, None] + offsets[None, None, :]  # (k, 1, K)
+    valid = (rows >= 0) & (rows < hm_h) & (cols >= 0) & (cols < hm_w)
+    r_c = np.clip(rows, 0, hm_h - 1)
+    c_c = np.clip(cols, 0, hm_w - 1)
+    logits = hm[r_c, c_c, idx[:, None, None]]  # (k, K, K)
+    conf = np.where(valid, sigmoid(logits), np.float32(0.0)).astype(np.float32)
+    total = conf.sum(axis=(1, 2), dtype=np.float32)
+    max_conf = conf.max(axis=(1, 2))
+    w_col = (conf * cols.astype(np.float32)).sum(axis=(1, 2), dtype=np.float32)
+    w_row = (conf * rows.astype(np.float32)).sum(axis=(1, 2), dtype=np.float32)
+    refine = (max_conf >= np.float32(min_confidence)) & (total > 0)
+    sel = idx[refine]
+    safe_total = total[refine]
+    out[sel, 0] = w_col[refine] / np.float32(hm_w) / safe_total
+    out[sel, 1] = w_row[refine] / np.float32(hm_h) / safe_total
+    return out
+
+
+def project_landmarks(landmarks: FloatArray, roi: Roi, width_px: int, height_px: int) -> FloatArray:
+    """Crop-normalised landmarks -> frame-normalised (``LandmarkProjectionCalculator``).
+
+    Rotates (x - 0.5, y - 0.5) by the ROI's rotation, scales by the ROI size and adds
+    its centre; z is scaled like x (by the ROI width). Visibility and presence are
+    copied.
+    """
+    out = landmarks.copy()
+    angle = roi.rotation_rad
+    c = np.float32(math.cos(angle))
+    s = np.float32(math.sin(angle))
+    x = landmarks[:, 0] - np.float32(0.5)
+    y = landmarks[:, 1] - np.float32(0.5)
+    w_norm = np.float32(roi.width_px / width_px)
+    h_norm = np.float32(roi.height_px / height_px)
+    out[:, 0] = (c * x - s * y) * w_norm + np.float32(roi.center_x_px / width_px)
+    out[:, 1] = (s * x + c * y) * h_norm + np.float32(roi.center_y_px / height_px)
+    out[:, 2] = landmarks[:, 2] * w_norm
+    return out
+
+
+def unproject_landmarks(
+    landmarks: FloatArray, roi: Roi, width_px: int, height_px: int
+) -> FloatArray:
+    """Inverse of :func:`project_landmarks` (frame-normalised -> crop-normalised)."""
+    out = landmarks.astype(np.float64).copy()
+    angle = roi.rotation_rad
+    c, s = math.cos(angle), math.sin(angle)
+    x = (landmarks[:, 0] - roi.center_x_px / width_px) / (roi.width_px / width_px)
+    y = (landmarks[:, 1] - roi.center_y_px / height_px) / (roi.height_px / height_px)
+    out[:, 0] = c * x + s * y + 0.5
+    out[:, 1] = -s * x + c * y + 0.5
+    out[:, 2] = landmarks[:, 2] / (roi.width_px / width_px)
+    return out.astype(np.float32)
+
+
+def project_world_landmarks(world: NDArray[np.float32], rotation_rad: float) -> FloatArray:
+    """Rotate world landmarks (metres) about z by the ROI rotation
+    (``WorldLandmarkProjectionCalculator``). ``world`` is ``(N, 3)`` or ``(3N,)``."""
+    w = np.asarray(world, np.float32).reshape(-1, 3)
+    out = w.copy()
+    c = np.float32(math.cos(rotation_rad))
+    s = np.float32(math.sin(rotation_rad))
+    out[:, 0] = c * w[:, 0] - s * w[:, 1]
+    out[:, 1] = s * w[:, 0] + c * w[:, 1]
+    return out
