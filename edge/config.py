@@ -24,7 +24,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 #: sysexits.h EX_CONFIG: the configuration is wrong; restarting will not help.
 EX_CONFIG = 78
@@ -76,6 +84,12 @@ class SourceConfig(_Section):
     rotation: Literal[0, 90, 180, 270] = Field(
         0, description="Rotate frames clockwise by this many degrees (camera mounted sideways)."
     )
+    stall_timeout_s: float = Field(
+        5.0,
+        gt=0.0,
+        le=600.0,
+        description="A live source that delivers nothing for this long is reopened (seconds).",
+    )
     retry_initial_s: float = Field(
         1.0, gt=0.0, le=60.0, description="First wait before reopening a failed source (seconds)."
     )
@@ -119,8 +133,10 @@ class ModelsConfig(_Section):
     delegate: Literal["cpu", "edgetpu"] = Field(
         "cpu", description="Where the models run: cpu (XNNPACK) or edgetpu (Coral)."
     )
-    fallback: bool = Field(
-        True, description="When the Edge TPU is missing, fall back to the CPU with a warning."
+    fallback: Literal["cpu", "none"] = Field(
+        "cpu",
+        description="When the Edge TPU is missing: 'cpu' runs on the CPU with a warning, "
+        "'none' fails.",
     )
     verify: bool = Field(
         True, description="Check the model files against the manifest's checksums at start-up."
@@ -145,10 +161,12 @@ class MqttConfig(_Section):
         description="This device's id in topics: letters, digits, '_' and '-'.",
     )
     base_topic: str = Field(
-        "edge-pose",
-        min_length=1,
+        "",
         max_length=128,
-        description="Topic prefix: <base_topic>/<node_id>/pose, .../status, .../stats.",
+        description=(
+            "Topic prefix of this node: <base_topic>/pose, /availability, /stats. "
+            "Empty: edge-pose/<node_id>."
+        ),
     )
     discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery messages.")
     discovery_prefix: str = Field(
@@ -193,8 +211,17 @@ class MqttConfig(_Section):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        if value and not re.match(r"^mqtts?://[^/\s]+$", value):
-            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883 (or be empty)")
+        if not value:
+            return value
+        from edge.publish.settings import parse_broker_url
+
+        try:
+            parse_broker_url(value)
+        except ValueError as exc:
+            reason = str(exc).removeprefix("url: ")
+            raise ValueError(
+                f"must look like mqtt://host:1883 or mqtts://host:8883 (or be empty): {reason}"
+            ) from None
         return value
 
     @field_validator("node_id")
@@ -206,7 +233,9 @@ class MqttConfig(_Section):
 
     @field_validator("base_topic", "discovery_prefix")
     @classmethod
-    def _check_topic(cls, value: str) -> str:
+    def _check_topic(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "base_topic" and value == "":
+            return value
         if not _TOPIC_LEVEL.fullmatch(value):
             raise ValueError(
                 "must be topic levels of letters, digits, '_' and '-' separated by '/' "
@@ -458,6 +487,13 @@ def _check_cross_fields(config: EdgeConfig, password: SecretStr | None) -> None:
         )
     if password is not None and not mqtt.username:
         raise ConfigError("mqtt.username is empty but a password is configured: set mqtt.username")
+    if mqtt.tls_insecure and not mqtt.url.startswith("mqtts://"):
+        raise ConfigError("mqtt.tls_insecure = true: only meaningful with an mqtts:// url")
+    if config.source.retry_initial_s > config.source.retry_max_s:
+        raise ConfigError(
+            f"source.retry_initial_s = {config.source.retry_initial_s}: must not exceed "
+            f"source.retry_max_s = {config.source.retry_max_s}"
+        )
     if (mqtt.cert_file == "") != (mqtt.key_file == ""):
         raise ConfigError("mqtt.cert_file and mqtt.key_file must be set together")
     for key in ("ca_file", "cert_file", "key_file"):
