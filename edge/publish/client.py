@@ -309,23 +309,8 @@ class Publisher:
             )
 
     def _make_client(self) -> paho.Client:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        s = self.settings
-        protocol = mqtt.MQTTv5 if s.protocol == "5" else mqtt.MQTTv311
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            protocol=protocol,
-            clean_session=True if protocol == mqtt.MQTTv311 else None,
-        )
-        client.suppress_exceptions = True
+        client = build_paho_client(self.settings, self.settings.client_id)
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            client.tls_set_context(self._tls_context())
         # Our own jittered delay is installed before every wait (see _schedule_retry).
         self._schedule_retry(client)
         client.on_connect = self._on_connect
@@ -333,24 +318,6 @@ class Publisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         return client
-
-    def _tls_context(self) -> Any:
-        import ssl
-
-        s = self.settings
-        try:
-            ctx = ssl.create_default_context(cafile=s.ca_file)
-            if s.certfile:
-                ctx.load_cert_chain(s.certfile, s.keyfile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(
-                f"tls: cannot load ca_file/certfile/keyfile ({type(exc).__name__}: {exc})"
-            ) from None
-        if s.tls_insecure:
-            log.warning("MQTT: TLS certificate verification is OFF (tls_insecure = true)")
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
 
     def _schedule_retry(self, client: paho.Client) -> None:
         delay_s = self._backoff.next_delay_s()
@@ -566,6 +533,49 @@ class Publisher:
             if len(self._outbox) == 0 and not pending:
                 return
             time.sleep(0.02)
+
+
+def build_paho_client(settings: MqttSettings, client_id: str) -> paho.Client:
+    """A paho client (callback API v2) with protocol, credentials and TLS from ``settings``.
+
+    TLS verifies the broker's certificate and host name unless ``tls_insecure``.
+    Raises ``ValueError`` naming the file when a CA or client certificate cannot be loaded.
+    """
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    protocol = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+        clean_session=True if protocol == mqtt.MQTTv311 else None,
+    )
+    client.suppress_exceptions = True
+    if settings.username is not None:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.tls:
+        client.tls_set_context(tls_context(settings))
+    return client
+
+
+def tls_context(settings: MqttSettings) -> Any:
+    """An ``ssl.SSLContext`` for the broker: system CAs or ``ca_file``, optional client cert."""
+    import ssl
+
+    try:
+        ctx = ssl.create_default_context(cafile=settings.ca_file)
+        if settings.certfile:
+            ctx.load_cert_chain(settings.certfile, settings.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"tls: cannot load ca_file/certfile/keyfile ({type(exc).__name__}: {exc})"
+        ) from None
+    if settings.tls_insecure:
+        log.warning("MQTT: TLS certificate verification is OFF (tls_insecure = true)")
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def _finite(value: Any) -> Any:

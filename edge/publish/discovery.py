@@ -122,7 +122,6 @@ def discovery_messages(settings: MqttSettings) -> list[tuple[str, bytes]]:
     for object_id, (component, extra) in _ENTITIES.items():
         config: dict[str, Any] = {
             "unique_id": f"edge_pose_{node}_{object_id}",
-            "object_id": f"edge_pose_{node}_{object_id}",
             "state_topic": state_topics[object_id],
             "availability": availability,
             "device": device,
