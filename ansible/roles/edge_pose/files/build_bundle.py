@@ -1,0 +1,126 @@
+"""Build edge-pose once on the controller and bundle it for each host platform.
+
+Run by the edge_pose role with the controller's Python (delegate_to: localhost,
+run_once). Prints one JSON object: the version, the wheel's name, one bundle (a
+tarball) per platform and whether anything changed.
+
+The wheel is built from a clean copy of the source tree with a fixed
+SOURCE_DATE_EPOCH, so the same source gives the same bytes and re-runs change
+nothing. With --wheelhouse each bundle also holds every dependency for that
+platform (pip download --platform ...), so hosts install offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+#: 1980-01-01: the earliest time a zip archive can store.
+EPOCH = "315532800"
+SOURCE_ITEMS = ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md", "LICENSE")
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"build_bundle: failed ({proc.returncode}): {' '.join(cmd)}")
+
+
+def build_wheel(src: Path, tmp: Path) -> Path:
+    tree = tmp / "src"
+    tree.mkdir()
+    for name in SOURCE_ITEMS:
+        if (src / name).is_file():
+            shutil.copy2(src / name, tree / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(src / "edge", tree / "edge", ignore=ignore)
+    env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
+    out = tmp / "dist"
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(tree), "-w", str(out)], env)
+    wheels = sorted(out.glob("edge_pose-*.whl"))
+    if len(wheels) != 1:
+        raise SystemExit(f"build_bundle: expected one edge_pose wheel, got {wheels}")
+    return wheels[0]
+
+
+def platform_tags(machine: str, glibc: str) -> list[str]:
+    major, minor = (int(x) for x in glibc.split(".")[:2])
+    if major != 2:
+        raise SystemExit(f"build_bundle: unexpected glibc {glibc}")
+    first = 5 if machine == "x86_64" else 17
+    tags = [f"manylinux_2_{m}_{machine}" for m in range(first, minor + 1)]
+    tags.append(f"manylinux2014_{machine}")
+    if machine == "x86_64":
+        tags += ["manylinux2010_x86_64", "manylinux1_x86_64"]
+    return tags
+
+
+def download(wheel: Path, key: str, dest: Path) -> None:
+    machine, pytag, glibc = key.split("-")
+    version = f"{pytag[2]}.{pytag[3:]}"
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(dest)]
+    for tag in platform_tags(machine, glibc.removeprefix("glibc")):
+        cmd += ["--platform", tag]
+    cmd += ["--python-version", version, "--implementation", "cp", "--abi", pytag, str(wheel)]
+    _run(cmd)
+
+
+def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = 0o644
+    return info
+
+
+def write_bundle(files: list[Path], target: Path) -> bool:
+    """Write a reproducible tarball; True when ``target`` changed."""
+    tmp = target.with_suffix(".tmp")
+    with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+        for path in sorted(files, key=lambda p: p.name):
+            tar.add(path, arcname=path.name, filter=_reset)
+    if target.is_file() and filecmp.cmp(tmp, target, shallow=False):
+        tmp.unlink()
+        return False
+    tmp.replace(target)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--src", type=Path, required=True, help="the edge-pose source tree")
+    parser.add_argument("--out", type=Path, required=True, help="where bundles are kept")
+    parser.add_argument("--platform", action="append", default=[], help="MACHINE-cpXY-glibcA.B")
+    parser.add_argument("--wheelhouse", action="store_true", help="bundle the dependencies too")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    changed = False
+    bundles: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="edge-pose-build-") as name:
+        tmp = Path(name)
+        wheel = build_wheel(args.src.resolve(), tmp)
+        for key in sorted(set(args.platform)):
+            files = [wheel]
+            if args.wheelhouse:
+                dest = tmp / f"wheelhouse-{key}"
+                download(wheel, key, dest)
+                files = [p for p in dest.iterdir() if p.suffix == ".whl"]
+            target = args.out / f"edge-pose-{key}{'' if args.wheelhouse else '-nodeps'}.tar"
+            changed |= write_bundle(files, target)
+            bundles[key] = str(target)
+        version = wheel.name.split("-")[1]
+        print(json.dumps({"changed": changed, "version": version, "wheel": wheel.name,
+                          "bundles": bundles}))
+
+
+if __name__ == "__main__":
+    main()
