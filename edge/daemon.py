@@ -347,6 +347,7 @@ class Daemon:
 
     def _build_all(self, loaded: LoadedConfig) -> _Parts:
         config = loaded.config
+        capture = self._factory.capture(config)  # checks the source uri before slow work
         broker = self._factory.broker(loaded)
         publisher: Publisher | None = None
         try:
@@ -355,7 +356,6 @@ class Daemon:
                 raise _StoppedDuringStartupError
             publisher = self._factory.publisher(loaded)
             publisher.start()
-            capture = self._factory.capture(config)
             _start_capture(capture, config)
         except _StoppedDuringStartupError:
             if publisher is not None:

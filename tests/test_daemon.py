@@ -1,0 +1,249 @@
+"""The real daemon process (`edge-pose run`) against a real mosquitto and real footage:
+pose messages and `online` arrive, SIGHUP with a new base topic moves publishing without
+a new process, SIGTERM publishes `stopped` and exits 0; bad configs exit 78 naming the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge import paths
+from edge.models import int8_file_name
+from tests.support.mosquitto import Mosquitto
+
+REPO = Path(__file__).resolve().parent.parent
+EDGE_POSE = [sys.executable, "-m", "edge"]
+
+
+def model_precision() -> str:
+    """int8 when the built models are committed, else the float originals (same code path)."""
+    d = paths.models_dir()
+    if (d / int8_file_name("detector")).is_file() and (d / int8_file_name("lite")).is_file():
+        return "int8"
+    return "float"
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    lines: list[str] = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def daemon_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_POSE_")}
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
+        env.pop(key, None)
+    env.update(extra)
+    env["EDGE_POSE_MODELS_DIR"] = str(paths.models_dir())
+    return env
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Subscriber:
+    """A real MQTT client collecting every message on `topic_filter`."""
+
+    def __init__(self, host: str, port: int, topic_filter: str) -> None:
+        self.messages: list[Message] = []
+        self._cond = threading.Condition()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="daemon-test-sub")
+        self._client.on_message = self._on_message
+        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
+        self._client.connect(host, port)
+        self._client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self._cond:
+            self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[Message]], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not predicate(self.messages):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def on(self, topic: str) -> list[Message]:
+        with self._cond:
+            return [m for m in self.messages if m.topic == topic]
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+def count_on(topic: str, n: int) -> Callable[[list[Message]], bool]:
+    return lambda msgs: sum(m.topic == topic for m in msgs) >= n
+
+
+def payload_on(topic: str, payload: bytes) -> Callable[[list[Message]], bool]:
+    return lambda msgs: any(m.topic == topic and m.payload == payload for m in msgs)
+
+
+@pytest.fixture
+def subscriber(mosquitto: Mosquitto) -> Iterator[Subscriber]:
+    sub = Subscriber(mosquitto.host, mosquitto.port, "daemon-test/#")
+    yield sub
+    sub.close()
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return proc.returncode, out
+
+
+@pytest.mark.slow
+def test_real_daemon_publishes_reloads_topic_and_stops_cleanly(
+    tmp_path: Path, shared_data: Path, mosquitto: Mosquitto, subscriber: Subscriber
+) -> None:
+    state_file = tmp_path / "stats.json"
+    sections: dict[str, dict[str, Any]] = {
+        "source": {"uri": str(shared_data / "video" / "dance.mp4"), "loop": True},
+        "models": {"precision": model_precision(), "threads": 1},
+        "mqtt": {"url": mosquitto.url, "node_id": "dancer", "base_topic": "daemon-test/a"},
+        "stats": {"interval_s": 1.0, "state_file": str(state_file)},
+    }
+    config = write_config(tmp_path / "config.toml", sections)
+    proc = subprocess.Popen(
+        [*EDGE_POSE, "run", "--config", str(config)],
+        env=daemon_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert subscriber.wait_for(payload_on("daemon-test/a/availability", b"online"), 60)
+        assert subscriber.wait_for(count_on("daemon-test/a/pose", 5), 60), _stop(proc)[1]
+        record = json.loads(subscriber.on("daemon-test/a/pose")[-1].payload)
+        assert record["source"].endswith("dance.mp4")
+        assert (record["width"], record["height"]) == (514, 496)
+        assert len(record["poses"]) == 1
+        assert len(record["poses"][0]["landmarks"]) == 33
+        assert len(record["poses"][0]["world"]) == 33
+        # the dancer is inside the frame: her nose is, in normalised coordinates
+        nose_x, nose_y = record["poses"][0]["landmarks"][0][:2]
+        assert 0.0 < nose_x < 1.0
+        assert 0.0 < nose_y < 1.0
+
+        # SIGHUP with a new base topic: same process, new topic, old one says `stopped`.
+        sections["mqtt"]["base_topic"] = "daemon-test/b"
+        write_config(config, sections)
+        proc.send_signal(signal.SIGHUP)
+        assert subscriber.wait_for(payload_on("daemon-test/b/availability", b"online"), 30)
+        assert subscriber.wait_for(count_on("daemon-test/b/pose", 3), 30)
+        assert subscriber.wait_for(payload_on("daemon-test/a/availability", b"stopped"), 10)
+        assert proc.poll() is None
+        assert subscriber.wait_for(
+            lambda msgs: any(
+                m.topic == "daemon-test/b/stats" and json.loads(m.payload).get("reloads") == 1
+                for m in msgs
+            ),
+            30,
+        )
+        stats = json.loads(subscriber.on("daemon-test/b/stats")[-1].payload)
+        assert stats["pid"] == proc.pid
+        assert stats["frames_processed"] > 0
+        assert stats["frame_errors"] == 0
+        on_file = json.loads(state_file.read_text(encoding="utf-8"))
+        assert on_file["pid"] == proc.pid
+        # `edge-pose status` reads the state file
+        status = subprocess.run(
+            [*EDGE_POSE, "status", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            env=daemon_env(),
+            timeout=60,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        assert "node dancer" in status.stdout
+        assert "fps" in status.stdout
+        pose_count_before_stop = len(subscriber.on("daemon-test/b/pose"))
+    finally:
+        rc, out = _stop(proc)
+    assert rc == 0, out[-3000:]
+    assert subscriber.wait_for(payload_on("daemon-test/b/availability", b"stopped"), 10)
+    assert len(subscriber.on("daemon-test/b/pose")) >= pose_count_before_stop
+    assert "reload: changed sections: mqtt" in out
+    assert "Traceback" not in out
+
+
+# --- bad configs: the real process exits 78 naming the key -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "needle"),
+    [
+        ("[source]\nurl = 'x'\n", {}, "source.url"),
+        ("[models]\nthreads = 'many'\n", {}, "models.threads"),
+        ("[stats]\ninterval_s = 0.01\n", {}, "stats.interval_s"),
+        ("[mqtt]\nusername = 'u'\npassword_file = '/nonexistent/pw'\n", {}, "mqtt.password_file"),
+        ("", {"EDGE_POSE_MQTT__QOS": "7"}, "EDGE_POSE_MQTT__QOS"),
+        ("", {"EDGE_POSE_SOURCE__NOPE": "1"}, "EDGE_POSE_SOURCE__NOPE"),
+        ("[source]\nuri = '/nonexistent/clip.mp4'\n", {}, "source.uri"),
+    ],
+)
+def test_bad_config_exits_78_naming_the_key(
+    tmp_path: Path, toml: str, env: dict[str, str], needle: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(toml, encoding="utf-8")
+    proc = subprocess.run(
+        [*EDGE_POSE, "run", "--config", str(config)],
+        env=daemon_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 78, proc.stderr[-2000:]
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_has_no_password_flag() -> None:
+    proc = subprocess.run(
+        [*EDGE_POSE, "run", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0
+    assert "--config" in proc.stdout
+    assert "--password" not in proc.stdout
+    bad = subprocess.run(
+        [*EDGE_POSE, "run", "--password", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
