@@ -9,7 +9,7 @@ import pytest
 
 from edge import paths
 
-pytest_plugins = ["tests.support.reference"]
+pytest_plugins = ["tests.support.reference", "tests.support.mosquitto"]
 REPO = Path(__file__).resolve().parent.parent
 #: Real footage and human-annotated keypoints, kept outside the project.
 SHARED_DATA = Path(os.environ.get("EDGE_POSE_SHARED_DATA", REPO.parent / "shared" / "data"))
