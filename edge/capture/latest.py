@@ -44,8 +44,11 @@ class CaptureStats:
     #: Faults that ended with the source delivering again.
     recoveries: int
     last_fault: str | None
-    #: Seconds from the last fault to the first frame after it (None before any recovery).
+    #: Seconds without frames in the last outage: last frame before the fault to the
+    #: first frame after it (None before any recovery).
     last_outage_s: float | None
+    #: Seconds from detecting the last fault to the first frame after it.
+    last_recovery_s: float | None
     #: True while the source is down and being retried.
     faulted: bool
     ended: bool
@@ -85,6 +88,8 @@ class LatestFrameCapture:
         self._recoveries = 0
         self._last_fault: str | None = None
         self._last_outage_s: float | None = None
+        self._last_recovery_s: float | None = None
+        self._last_frame_ns: int | None = None
         self._fault_since_ns: int | None = None
         self._ended = False
         self._error: CaptureError | None = None
@@ -181,6 +186,7 @@ class LatestFrameCapture:
                 recoveries=self._recoveries,
                 last_fault=self._last_fault,
                 last_outage_s=self._last_outage_s,
+                last_recovery_s=self._last_recovery_s,
                 faulted=self._fault_since_ns is not None,
                 ended=self._ended,
             )
@@ -246,15 +252,19 @@ class LatestFrameCapture:
                 self._dropped += 1
             self._slot = frame
             self._captured += 1
+            now_ns = self._clock_ns()
             if self._fault_since_ns is not None:
-                self._last_outage_s = (self._clock_ns() - self._fault_since_ns) / 1e9
+                self._last_recovery_s = (now_ns - self._fault_since_ns) / 1e9
+                since_ns = self._last_frame_ns or self._fault_since_ns
+                self._last_outage_s = (now_ns - since_ns) / 1e9
                 self._fault_since_ns = None
                 self._recoveries += 1
                 log.warning(
-                    "capture recovered after %.1f s (%d reconnect attempts so far)",
+                    "capture recovered: %.1f s without frames (%d reconnect attempts so far)",
                     self._last_outage_s,
                     self._attempts,
                 )
+            self._last_frame_ns = now_ns
             self._cond.notify()
 
     def _on_fault(self, error: BaseException) -> None:

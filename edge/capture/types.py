@@ -29,9 +29,12 @@ from numpy.typing import NDArray
 RgbImage = NDArray[np.uint8]
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True, eq=False)
 class Frame:
-    """One RGB image from a source. Consumers must not modify `rgb` in place."""
+    """One RGB image from a source. Consumers must not modify `rgb` in place.
+
+    Frames compare and hash by identity (an image array has no useful ``==``).
+    """
 
     rgb: RgbImage
     timestamp_ns: int

@@ -8,6 +8,7 @@ listening socket and every open connection, like a camera that loses power;
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -118,10 +119,8 @@ class MjpegServer:
             self._server = None
         with self._lock:
             for conn in self._connections:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 conn.close()
             self._connections.clear()
         if self._thread is not None:
