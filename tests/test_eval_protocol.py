@@ -24,9 +24,10 @@ def _person(dataset: str = "toy", offset: float = 0.0) -> AnnotatedPerson:
     )
 
 
-def test_crop_box_is_square_with_margin_and_clipped() -> None:
-    assert crop_box((100, 100, 40, 80), 1000, 1000) == (60, 80, 180, 200)
-    assert crop_box((0, 0, 40, 80), 1000, 1000) == (0, 0, 80, 100)
+def test_crop_box_grows_by_margin_and_clips() -> None:
+    assert crop_box((100, 100, 40, 80), 1000, 1000) == (96, 92, 144, 188)
+    assert crop_box((100, 100, 40, 80), 1000, 1000, margin=0.25) == (90, 80, 150, 200)
+    assert crop_box((0, 0, 40, 80), 1000, 85) == (0, 0, 44, 85)
     with pytest.raises(ValueError, match="outside"):
         crop_box((2000, 2000, 10, 10), 100, 100)
 
@@ -44,9 +45,9 @@ def test_predict_person_maps_crop_landmarks_back_to_image() -> None:
         return PoseResult(timestamp_ns=0, width=crop.shape[1], height=crop.shape[0], poses=(pose,))
 
     xy = predict_person(person, image, run)
-    # box (30, 0, 40, 80): centre (50, 40), side 120 -> crop x 0..110 (clipped), y 0..100
-    assert seen == [(100, 110, 3)]
-    np.testing.assert_allclose(xy[0], [55.0, 25.0])
+    # box (30, 0, 40, 80) grown by 10%: x 26..74, y 0..88 (clipped at the top)
+    assert seen == [(88, 48, 3)]
+    np.testing.assert_allclose(xy[0], [26.0 + 24.0, 22.0])
 
 
 def test_pick_pose_prefers_the_annotated_person() -> None:

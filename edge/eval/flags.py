@@ -17,7 +17,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.eval.keypoints import AnnotatedPerson
-from edge.eval.protocol import crop_box
 from edge.eval.reference import iter_video_rgb, read_image_rgb
 from edge.pose.types import PoseResult
 
@@ -74,6 +73,19 @@ def square_crops(
     return out
 
 
+def square_box(
+    bbox_xywh_px: tuple[float, float, float, float], width: int, height: int, scale: float = 1.25
+) -> tuple[int, int, int, int]:
+    """A square ``scale`` times the box's longer side, centred on it, clipped to the image."""
+    x, y, w, h = bbox_xywh_px
+    cx, cy, half = x + w / 2.0, y + h / 2.0, max(w, h) * scale / 2.0
+    x0, y0 = max(0, round(cx - half)), max(0, round(cy - half))
+    x1, y1 = min(width, round(cx + half)), min(height, round(cy + half))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise ValueError(f"box {bbox_xywh_px} lies outside the {width}x{height} image")
+    return x0, y0, x1, y1
+
+
 def grid_boxes(
     width: int, height: int, sides_px: Sequence[int], step_fraction: float = 0.5
 ) -> list[tuple[int, int, int, int]]:
@@ -105,12 +117,12 @@ def person_crops(
     crops = []
     for person in persons:
         image = read_image_rgb(person.image_path)
-        box = crop_box(person.bbox_xywh_px, image.shape[1], image.shape[0], margin=0.125)
+        box = square_box(person.bbox_xywh_px, image.shape[1], image.shape[0])
         crops.append(square_crops(image, [box]))
     for rgb, result in clip_frames:
         pose_box = _pose_box(result)
         if pose_box is not None:
-            box = crop_box(pose_box, rgb.shape[1], rgb.shape[0], margin=0.125)
+            box = square_box(pose_box, rgb.shape[1], rgb.shape[0])
             crops.append(square_crops(rgb, [box]))
     return np.concatenate(crops) if crops else np.zeros((0, 256, 256, 3), np.uint8)
 
