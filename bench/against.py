@@ -59,7 +59,8 @@ def compare(
             now, was = _get(run, path), _get(ref, path)
             if now is None or was is None:
                 continue
-            change = (now - was) / was if was else 0.0
+            # from zero, any change counts as 100 %
+            change = (now - was) / abs(was) if was else float(now > 0) - float(now < 0)
             worse = -change if higher_better else change
             slack = ABSOLUTE_SLACK.get(name)
             if absolute and not absolute_ok:

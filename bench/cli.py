@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.no_progress:
                 print(f"[{k}/{len(configs)}] {cfg.label}", file=sys.stderr)
             if probe is not None:
-                probe.reset()
+                probe.collect(quiet_s=0.05, max_wait_s=0.1)  # nothing left over
             try:
                 record = run_config(cfg)
             except BenchRunError as exc:
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                     return 1
                 continue
             if probe is not None:
-                arrivals = probe.stop() if k == len(configs) else list(probe.arrivals)
+                arrivals = probe.collect()
                 record["capture_to_publish"] = _delivery(record, arrivals, cfg.warmup)
                 record["capture_to_publish"]["measured"] = (
                     "capture start to arrival at a subscriber"
@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
                 record["capture_to_publish"]["measured"] = "capture start to publish call return"
             record["broker"] = broker.kind
             runs.append(record)
+        if probe is not None:
+            probe.stop()
     if not runs:
         print("edge-pose bench: no configuration ran", file=sys.stderr)
         return 1

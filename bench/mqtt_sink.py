@@ -90,13 +90,22 @@ class DeliveryProbe:
         with self._lock:
             self.arrivals.append((frame, now))
 
-    def stop(self) -> list[tuple[int, int]]:
-        time.sleep(0.3)  # let the last messages arrive
+    def collect(self, quiet_s: float = 0.5, max_wait_s: float = 10.0) -> list[tuple[int, int]]:
+        """Wait until nothing arrived for ``quiet_s``, then take (and clear) the arrivals."""
+        deadline = time.monotonic() + max_wait_s
+        seen = -1
+        while time.monotonic() < deadline:
+            with self._lock:
+                count = len(self.arrivals)
+            if count == seen:
+                break
+            seen = count
+            time.sleep(quiet_s)
+        with self._lock:
+            taken = list(self.arrivals)
+            self.arrivals.clear()
+        return taken
+
+    def stop(self) -> None:
         self._client.loop_stop()
         self._client.disconnect()
-        with self._lock:
-            return list(self.arrivals)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.arrivals.clear()

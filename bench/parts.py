@@ -71,19 +71,23 @@ def _iter_edge_source(open_source: Any, source: str, max_frames: int) -> Iterato
 
 
 def build_pipeline(model: str, precision: str, threads: int, delegate: str) -> Pipeline:
-    """The product's pose pipeline, built the way the daemon builds it."""
+    """The daemon's pose pipeline (``edge.app.build_pipeline``: model check, then build)."""
+    from edge.app import build_pipeline as app_build_pipeline
+    from edge.config import EdgeConfig
     from edge.models import COMPLEXITY_NAMES
-    from edge.pose import PoseOptions
-    from edge.pose import build_pipeline as _build
 
     complexity = {str(name): c for c, name in COMPLEXITY_NAMES.items()}[model]
-    options = PoseOptions(
-        model_complexity=complexity,
-        precision=precision,  # type: ignore[arg-type]
-        num_threads=threads,
-        delegate=delegate,  # type: ignore[arg-type]
+    config = EdgeConfig.model_validate(
+        {
+            "models": {
+                "complexity": complexity,
+                "precision": precision,
+                "threads": threads,
+                "delegate": delegate,
+            }
+        }
     )
-    pipeline: Pipeline = _build(options)
+    pipeline: Pipeline = app_build_pipeline(config)
     return pipeline
 
 

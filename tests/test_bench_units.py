@@ -1,0 +1,73 @@
+"""Bench helpers without a run: statistics, thread lists, machine info, the CLI's
+checkout lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.cli import parse_threads
+from bench.machine import machine_info, snapshot
+from bench.stats import rolling_fps, sigma_clip, summarise_ns
+from edge.commands import bench as bench_command
+
+
+def test_summary_of_known_durations() -> None:
+    ns = [1_000_000 * v for v in range(1, 101)]  # 1..100 ms
+    s = summarise_ns(ns)
+    assert s["count"] == 100
+    assert s["mean_ms"] == pytest.approx(50.5)
+    assert s["p50_ms"] == pytest.approx(50.5)
+    assert s["p95_ms"] == pytest.approx(95.05)
+    assert s["p99_ms"] == pytest.approx(99.01)
+    assert s["max_ms"] == 100.0
+    assert summarise_ns([]) == {"count": 0}
+
+
+def test_sigma_clip_drops_the_outlier_only() -> None:
+    values = np.array([10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.3, 10.1, 9.9, 500.0])
+    keep = sigma_clip(values)
+    assert keep.tolist() == [True] * 9 + [False]
+    s = summarise_ns([int(v * 1e6) for v in values])
+    assert s["outliers"] == 1
+    assert s["clipped_mean_ms"] == pytest.approx(values[:9].mean(), rel=1e-3)
+
+
+def test_rolling_fps_of_constant_frames() -> None:
+    fps = rolling_fps([40_000_000] * 50, window=10)
+    assert len(fps) == 50
+    assert all(v == pytest.approx(25.0) for v in fps)
+    assert rolling_fps([]) == []
+
+
+def test_parse_threads() -> None:
+    assert parse_threads(None, 4) == [4]
+    assert parse_threads("2", 4) == [2]
+    assert parse_threads("4,1,2,2", 4) == [1, 2, 4]
+    with pytest.raises(ValueError, match="positive"):
+        parse_threads("0", 4)
+
+
+def test_machine_info_records_what_matters() -> None:
+    info = machine_info()
+    for key in ("board", "cpu_model", "cores", "governor", "versions", "is_raspberry_pi"):
+        assert key in info
+    assert info["cores"] >= 1
+    assert info["versions"]["numpy"] == np.__version__
+    snap = snapshot()
+    assert set(snap) == {"temperature_c", "cpu_freq_mhz", "throttled", "throttled_now"}
+
+
+def test_bench_without_a_checkout_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(bench_command, "_checkout_root", lambda: tmp_path)
+    with pytest.raises(ImportError, match="source checkout"):
+        bench_command.load_harness()
+
+
+def test_bench_from_the_checkout_imports_the_harness() -> None:
+    harness = bench_command.load_harness()
+    assert callable(harness.run)
