@@ -112,7 +112,7 @@ class Publisher:
         self._outage_drops_logged = False
         # producer-side state (frame loop only)
         self._last_count: int | None = None
-        self._last_pose_ts_ns: int | None = None
+        self._pose_due_ns: int | None = None
         self._last_mask_ts_ns: int | None = None
         self._min_pose_interval_ns = (
             int(1e9 / settings.max_pose_rate_hz) if settings.max_pose_rate_hz else 0
@@ -195,13 +195,16 @@ class Publisher:
         previous = self._last_count
         ts_ns = result.timestamp_ns
         if count > 0 or (previous is not None and previous > 0):
+            interval = self._min_pose_interval_ns
+            due = self._pose_due_ns
+            # Rate limit on a grid of frame times, so 30 fps limited to 10 Hz gives 10 Hz;
+            # a person appearing or leaving is always published.
             limited = (
                 count > 0
                 and previous is not None
                 and previous > 0
-                and self._min_pose_interval_ns > 0
-                and self._last_pose_ts_ns is not None
-                and ts_ns - self._last_pose_ts_ns < self._min_pose_interval_ns
+                and due is not None
+                and ts_ns < due
             )
             if limited:
                 self._pose_rate_limited += 1
@@ -217,7 +220,9 @@ class Publisher:
                         "the broker is back",
                         self.settings.pose_queue_max,
                     )
-                self._last_pose_ts_ns = ts_ns
+                if interval:
+                    next_due = due if due is not None and ts_ns < due + interval else ts_ns
+                    self._pose_due_ns = next_due + interval
         if previous is None or count != previous:
             if previous is None or (count > 0) != (previous > 0):
                 self._put_state(self.topics.presence, PRESENCE_ON if count else PRESENCE_OFF)

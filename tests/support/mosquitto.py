@@ -254,6 +254,100 @@ class Mosquitto:
             return ""
 
 
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+    user_properties: tuple[tuple[str, str], ...] = ()
+
+
+class MqttRecorder:
+    """A real paho subscriber that records every message (thread-safe), for assertions.
+
+    ``persistent=True`` uses a fixed client id and a persistent session (QoS 1
+    subscriptions), so a broker with persistence queues messages for it while it
+    is away (e.g. across a broker restart).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        topics: list[str],
+        *,
+        client_id: str = "",
+        persistent: bool = False,
+        protocol: str = "3.1.1",
+        tls_ca: Path | None = None,
+    ) -> None:
+        import threading
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[Received] = []
+        self._cond = threading.Condition()
+        self._topics = topics
+        self.connected = threading.Event()
+        proto = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"recorder-{os.getpid()}-{id(self)}",
+            protocol=proto,
+            clean_session=(not persistent) if proto == mqtt.MQTTv311 else None,
+        )
+        self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
+        if tls_ca is not None:
+            self.client.tls_set(ca_certs=str(tls_ca))
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.connect_async(HOST, port, keepalive=10)
+        self.client.loop_start()
+        if not self.connected.wait(10):
+            raise RuntimeError(f"recorder could not connect to port {port}")
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not reason.is_failure:
+            # `connected` is set on SUBACK, so no message published after it is missed.
+            client.subscribe([(t, 1) for t in self._topics])
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
+        self.connected.set()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        props = getattr(msg, "properties", None)
+        user = tuple(getattr(props, "UserProperty", []) or []) if props is not None else ()
+        with self._cond:
+            self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain), user))
+            self._cond.notify_all()
+
+    def on(self, topic: str) -> list[Received]:
+        with self._cond:
+            return [m for m in self.messages if m.topic == topic]
+
+    def wait_for(
+        self, predicate: Callable[[list[Received]], bool], timeout_s: float = 10.0
+    ) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not predicate(self.messages):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def clear(self) -> None:
+        with self._cond:
+            self.messages.clear()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 BrokerFactory = Callable[..., Mosquitto]
 
 
