@@ -108,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"edge-pose bench: {exc}", file=sys.stderr)
         return 2
     source = configs[0].source
-    if not (Path(source).exists() or "://" in source or source.startswith(("camera", "picamera"))):
-        print(f"edge-pose bench: input {source!r} not found", file=sys.stderr)
+    from edge.capture import SourceError, source_kind
+
+    try:
+        source_kind(source)
+    except SourceError as exc:
+        print(f"edge-pose bench: {exc}", file=sys.stderr)
         return 2
     out_dir = Path(args.out or f"bench-out/{time.strftime('%Y%m%d-%H%M%S')}")
     out_dir.mkdir(parents=True, exist_ok=True)
