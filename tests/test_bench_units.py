@@ -3,12 +3,13 @@ checkout lookup."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.cli import parse_threads
+from bench.cli import parse_threads, plan
 from bench.machine import machine_info, snapshot
 from bench.stats import rolling_fps, sigma_clip, summarise_ns
 from edge.commands import bench as bench_command
@@ -71,3 +72,37 @@ def test_bench_without_a_checkout_says_what_to_do(
 def test_bench_from_the_checkout_imports_the_harness() -> None:
     harness = bench_command.load_harness()
     assert callable(harness.run)
+
+
+def _args(**overrides: object) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    bench_command.register(sub)
+    args = parser.parse_args(["bench"])
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
+
+
+def test_matrix_plan_sweeps_model_precision_threads() -> None:
+    configs = plan(_args(matrix=True), cores=2)
+    labels = [c.label for c in configs]
+    assert len(labels) == len(set(labels))
+    delegates = {c.delegate for c in configs}
+    assert delegates <= {"cpu", "edgetpu"} and "cpu" in delegates
+    cpu = [c for c in configs if c.delegate == "cpu"]
+    assert len(cpu) == 3 * 2 * 2  # lite/full/heavy x int8/float x 1..2 threads
+    assert {(c.model, c.precision, c.threads) for c in cpu} == {
+        (m, p, t) for m in ("lite", "full", "heavy") for p in ("int8", "float") for t in (1, 2)
+    }
+
+
+def test_plan_defaults_and_thread_list() -> None:
+    configs = plan(_args(), cores=2)
+    assert [(c.model, c.precision, c.threads, c.delegate) for c in configs] == [
+        ("lite", "int8", 2, "cpu")
+    ]
+    assert configs[0].source.endswith("pose_squats.mp4")
+    configs = plan(_args(threads="1,2", compare="mediapipe"), cores=2)
+    assert [c.threads for c in configs] == [1, 2]
+    assert all(c.compare_mediapipe for c in configs)
