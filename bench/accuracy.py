@@ -21,12 +21,19 @@ def _pct(score: PckScore) -> float:
     return round(value, 2) if not math.isnan(value) else float("nan")
 
 
-def score_dir(root: Path, model: str, threads: int, progress: bool = True) -> dict[str, Any]:
+def score_dir(
+    root: Path,
+    model: str,
+    threads: int,
+    progress: bool = True,
+    precisions: tuple[str, ...] = PRECISIONS,
+) -> dict[str, Any]:
     """Score the keypoint sets under ``root`` (``aic/``, ``mpii/``, ...), int8 and float."""
     from edge.eval.keypoints import DATASETS, load_keypoint_sets
     from edge.eval.protocol import score_keypoints
     from edge.models import COMPLEXITY_NAMES
     from edge.pose import PoseOptions, build_pipeline
+    from edge.runtime import ModelLoadError
 
     present = [
         name for name, (file_name, _) in DATASETS.items() if (root / name / file_name).is_file()
@@ -40,7 +47,7 @@ def score_dir(root: Path, model: str, threads: int, progress: bool = True) -> di
     persons = load_keypoint_sets(root, present)
     complexity = {str(name): c for c, name in COMPLEXITY_NAMES.items()}[model]
     by_precision: dict[str, Any] = {}
-    for precision in PRECISIONS:
+    for precision in precisions:
         options = PoseOptions(
             static_image_mode=True,
             model_complexity=complexity,
@@ -48,7 +55,11 @@ def score_dir(root: Path, model: str, threads: int, progress: bool = True) -> di
             precision=precision,  # type: ignore[arg-type]
             num_threads=threads,
         )
-        pipeline = build_pipeline(options)
+        try:
+            pipeline = build_pipeline(options)
+        except ModelLoadError as exc:
+            by_precision[precision] = {"error": str(exc)}
+            continue
 
         def run(rgb: Any, _p: Any = pipeline) -> Any:
             return _p.process(rgb, 0)
@@ -74,7 +85,7 @@ def score_dir(root: Path, model: str, threads: int, progress: bool = True) -> di
         "model": model,
         "by_precision": by_precision,
     }
-    if "int8" in by_precision and "float" in by_precision:
+    if "pck" in by_precision.get("int8", {}) and "pck" in by_precision.get("float", {}):
         out["int8_minus_float_pck"] = round(
             by_precision["int8"]["pck"] - by_precision["float"]["pck"], 2
         )

@@ -101,12 +101,13 @@ def accuracy_by_part(report: dict[str, Any], path: Path) -> Path | None:
     plt = _plt()
     acc = report.get("accuracy")
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    if acc:
-        precs = list(acc["by_precision"])
-        parts = list(next(iter(acc["by_precision"].values()))["pck_by_part"])
+    scored = {k: v for k, v in (acc or {}).get("by_precision", {}).items() if "pck_by_part" in v}
+    if acc and scored:
+        precs = list(scored)
+        parts = list(next(iter(scored.values()))["pck_by_part"])
         width = 0.8 / max(1, len(precs))
         for k, prec in enumerate(precs):
-            vals = [acc["by_precision"][prec]["pck_by_part"][p] for p in parts]
+            vals = [scored[prec]["pck_by_part"][p] for p in parts]
             ax.bar([i + k * width for i in range(len(parts))], vals, width, label=prec)
         ax.set_xticks([i + width * (len(precs) - 1) / 2 for i in range(len(parts))], parts)
         ax.set_ylabel("PCK@0.2 (%)")

@@ -278,8 +278,13 @@ def to_markdown(report: dict[str, Any]) -> str:
         ]
         arows = []
         for prec, a in acc["by_precision"].items():
+            if "error" in a:
+                arows.append([prec, "–", "–", f"not scored: {a['error']}"])
+                continue
             arows.append([prec, _f(a["pck"], 1), _f(a["mean_error_torso"], 3), str(a["keypoints"])])
         out += _table(["precision", "PCK@0.2 %", "mean error / torso", "keypoints"], arows)
+        if "int8_minus_float_pck" in acc:
+            out += ["", f"int8 - float: {acc['int8_minus_float_pck']:+.1f} PCK points."]
     ag_against = report.get("against")
     if ag_against:
         out += ["", f"## Against `{ag_against['reference']}`", ""]
