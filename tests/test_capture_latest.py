@@ -103,10 +103,14 @@ def test_a_consumer_that_falls_behind_gets_the_newest_and_drops_are_exact(
     shared_data: Path,
 ) -> None:
     source = GatedSource(clip_frames(shared_data, 5))
-    with LatestFrameCapture(source) as capture:
+    now_ns = [1_000_000_000]
+    with LatestFrameCapture(source, clock_ns=lambda: now_ns[0]) as capture:
+        assert capture.stats().frame_age_s is None
         for _ in range(10):
             source.gate.release()
         wait_for(lambda: capture.frames_captured == 10)
+        now_ns[0] += 2_500_000_000
+        assert capture.stats().frame_age_s == 2.5  # the capture's clock, injected
         first = capture.get(1.0)
         assert first is not None and first.index == 9  # the newest, not the oldest
         assert capture.frames_dropped == 9

@@ -49,6 +49,9 @@ class CaptureStats:
     last_outage_s: float | None
     #: Seconds from detecting the last fault to the first frame after it.
     last_recovery_s: float | None
+    #: Seconds since the last frame arrived (None before the first): a health signal
+    #: for sources whose read can block longer than their stall timeout.
+    frame_age_s: float | None
     #: True while the source is down and being retried.
     faulted: bool
     ended: bool
@@ -187,6 +190,11 @@ class LatestFrameCapture:
                 last_fault=self._last_fault,
                 last_outage_s=self._last_outage_s,
                 last_recovery_s=self._last_recovery_s,
+                frame_age_s=(
+                    None
+                    if self._last_frame_ns is None
+                    else (self._clock_ns() - self._last_frame_ns) / 1e9
+                ),
                 faulted=self._fault_since_ns is not None,
                 ended=self._ended,
             )

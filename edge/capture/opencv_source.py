@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -169,6 +170,13 @@ class OpenCvSource:
         target: int | str = int(self.uri) if self.uri.isdigit() else self.uri
         if isinstance(target, str) and not os.path.exists(target):
             raise SourceFault(f"{target}: no such device (camera unplugged?)")
+        # OpenCV's V4L2 backend waits for a frame in select() with a timeout in whole
+        # seconds taken from this variable once per process (default 10 s); it ignores
+        # CAP_PROP_READ_TIMEOUT_MSEC. Set it, unless the user did, so that a stalled
+        # camera surfaces as a failed read after about stall_timeout_s.
+        os.environ.setdefault(
+            "OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(o.stall_timeout_s)))
+        )
         cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
         if not cap.isOpened():
             raise SourceFault(f"cannot open V4L2 device {self.uri} (in use, or not a camera)")
@@ -180,7 +188,6 @@ class OpenCvSource:
         if o.fps is not None:
             cap.set(cv2.CAP_PROP_FPS, o.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the freshest frame, not a queue of old ones
-        cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(o.stall_timeout_s * 1000))
         return cap
 
     def _lost_message(self) -> str:
