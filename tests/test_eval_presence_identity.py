@@ -31,6 +31,9 @@ def test_presence_counts_a_missed_interval() -> None:
     assert score.pickup_delay_frames == (0, None)
     assert score.recall == pytest.approx(5 / (5 + 11))
     assert score.ghost_rate == 0.0
+    tolerant = presence_score(flags, [(10, 19), (30, 45)], end_tolerance_frames=3)
+    assert tolerant.frames_inside == 2 + 8
+    assert tolerant.recall == pytest.approx(2 / 10)
 
 
 def _frame(ids: list[int], xs: list[float]) -> TrackedFrame:

@@ -3,7 +3,10 @@
 Intervals are inclusive frame ranges ``[start, end]`` with a person present
 (``*.presence.json``: ``present_intervals_frames``). Inside an interval the first
 ``grace_frames`` frames are allowed for pick-up; a pose more than
-``grace_frames`` outside every interval is a ghost.
+``grace_frames`` outside every interval is a ghost. The annotation's own
+boundaries are approximate (+-3 frames in ``one-by-one-enter-leave``):
+``end_tolerance_frames`` leaves that many last frames of each interval out of
+the recall (default 0: the issue's definition).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def presence_score(
     has_pose: NDArray[np.bool_],
     intervals: Sequence[tuple[int, int]],
     grace_frames: int = GRACE_FRAMES,
+    end_tolerance_frames: int = 0,
 ) -> PresenceScore:
     """Score a per-frame "a pose was reported" flag against annotated presence intervals."""
     flags = np.asarray(has_pose, dtype=bool)
@@ -45,7 +49,7 @@ def presence_score(
     for start, end in intervals:
         if end < start:
             raise ValueError(f"interval end {end} before start {start}")
-        inside |= (frames >= start + grace_frames) & (frames <= end)
+        inside |= (frames >= start + grace_frames) & (frames <= end - end_tolerance_frames)
         near |= (frames >= start - grace_frames) & (frames <= end + grace_frames)
         hits = np.flatnonzero(flags[max(start, 0) : end + 1])
         delays.append(int(hits[0]) if hits.size else None)
