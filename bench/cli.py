@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         "broker": args.broker,
         "bare_every": args.bare_every,
         "accuracy": str(args.accuracy) if args.accuracy else None,
+        "out": str(out_dir),
     }
     report = build_report(
         runs, info, options, ["edge-pose", "bench", *sys.argv[2:]], best, accuracy

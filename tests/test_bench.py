@@ -20,6 +20,7 @@ import pytest
 from bench.against import compare
 from bench.measure import STAGES, stage_group
 from bench.report import REPORT_KEYS, RUN_KEYS
+from edge.models import model_path
 from tests.conftest import MEDIAPIPE_PYTHON, REPO
 
 FRAMES = 30
@@ -214,8 +215,11 @@ def test_against_passes_an_identical_run_and_flags_a_regression(
     }
 
 
-def test_against_cli_exit_status(bench_run: tuple[Path, dict[str, Any]], shared_data: Path) -> None:
-    """A short run against an injected-regression reference exits 1 and says why."""
+@pytest.fixture(scope="module")
+def short_run(
+    bench_run: tuple[Path, dict[str, Any]], shared_data: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """A short run with --accuracy, against a reference with an injected regression."""
     out, report = bench_run
     reference = copy.deepcopy(report)
     _run(reference)["detector"]["per_100_frames"] = 0.0  # reference: the detector never ran
@@ -225,14 +229,47 @@ def test_against_cli_exit_status(bench_run: tuple[Path, dict[str, Any]], shared_
     proc = _bench(
         str(shared_data / "video" / "dance.mp4"),
         "--frames", "8", "--warmup", "1", "--threads", "1", "--precision", "float",
-        "--broker", "none", "--bare-every", "0", "--no-plots", "--no-progress",
-        "--out", str(out / "against"), "--against", str(ref_path),
+        "--broker", "none", "--bare-every", "0", "--no-progress",
+        "--accuracy", str(shared_data / "keypoints"),
+        "--out", str(out / "short"), "--against", str(ref_path),
     )  # fmt: skip
+    written = json.loads((out / "short" / "report.json").read_text(encoding="utf-8"))
+    return proc, written
+
+
+def test_against_cli_exit_status(
+    short_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    """The run against an injected-regression reference exits 1 and says why."""
+    proc, written = short_run
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "regression" in proc.stderr
-    written = json.loads((out / "against" / "report.json").read_text(encoding="utf-8"))
     regressions = [f for f in written["against"]["findings"] if f["status"] == "regression"]
     assert [f["metric"] for f in regressions] == ["detector.per_100_frames"]
+
+
+def test_accuracy_int8_and_float_side_by_side(
+    short_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    _, written = short_run
+    acc = written["accuracy"]
+    assert acc["persons"] > 10 and set(acc["datasets"]) >= {"mpii", "aic"}
+    precisions = ["float"]
+    if model_path("lite", "int8").is_file():
+        precisions.append("int8")
+        assert acc["int8_minus_float_pck"] == pytest.approx(
+            acc["by_precision"]["int8"]["pck"] - acc["by_precision"]["float"]["pck"], abs=0.02
+        )
+    for precision in precisions:
+        a = acc["by_precision"][precision]
+        assert 40.0 < a["pck"] <= 100.0, (precision, a)
+        assert 0.0 < a["mean_error_torso"] < 1.0
+        assert a["keypoints"] == acc["by_precision"]["float"]["keypoints"]
+        assert set(a["pck_by_part"]) >= {"shoulders_hips", "wrists_hands"}
+    out = Path(written["options"]["out"])
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert any(line.startswith("| float | ") for line in md.splitlines())
+    assert (out / "accuracy_by_part.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
 def test_stage_names_map_onto_report_stages() -> None:
