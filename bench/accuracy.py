@@ -30,7 +30,7 @@ def score_dir(
 ) -> dict[str, Any]:
     """Score the keypoint sets under ``root`` (``aic/``, ``mpii/``, ...), int8 and float."""
     from edge.eval.keypoints import DATASETS, load_keypoint_sets
-    from edge.eval.protocol import score_keypoints
+    from edge.eval.protocol import NUM_POSES, score_keypoints
     from edge.models import COMPLEXITY_NAMES
     from edge.pose import PoseOptions, build_pipeline
     from edge.runtime import ModelLoadError
@@ -54,6 +54,7 @@ def score_dir(
             smooth_landmarks=False,
             precision=precision,  # type: ignore[arg-type]
             num_threads=threads,
+            num_poses=NUM_POSES,  # the protocol scores the pose closest to the annotation
         )
         try:
             pipeline = build_pipeline(options)
