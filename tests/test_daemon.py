@@ -189,6 +189,21 @@ def test_real_daemon_publishes_reloads_topic_and_stops_cleanly(
         assert status.returncode == 0, status.stderr
         assert "node dancer" in status.stdout
         assert "fps" in status.stdout
+        # ... and the retained stats on the broker
+        remote = subprocess.run(
+            [
+                *EDGE_POSE,
+                *("status", "--from-broker", "--url", mosquitto.url),
+                *("--base-topic", "daemon-test/b", "--json"),
+            ],
+            capture_output=True,
+            text=True,
+            env=daemon_env(),
+            timeout=60,
+            check=False,
+        )
+        assert remote.returncode == 0, remote.stderr
+        assert json.loads(remote.stdout)["node_id"] == "dancer"
         pose_count_before_stop = len(subscriber.on("daemon-test/b/pose"))
     finally:
         rc, out = _stop(proc)

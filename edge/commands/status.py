@@ -16,8 +16,8 @@ DESCRIPTION = """\
 Every stats interval the daemon writes its stats to a state file
 (stats.state_file, or $STATE_DIRECTORY/stats.json under systemd, that is
 /var/lib/edge-pose/stats.json) and publishes them retained on
-<base_topic>/stats. This command reads the file, or with --broker the
-retained message, and prints a summary.
+<base_topic>/stats. This command reads the file, or with --from-broker the
+retained message (broker options as for `edge-pose listen`), and prints a summary.
 
 Exit status: 0 fresh stats, 1 stale (older than 3 stats intervals: the daemon
 is stuck or stopped), 3 no stats found.
@@ -28,7 +28,7 @@ examples:
   edge-pose status
   edge-pose status --json
   edge-pose status --state-file /var/lib/edge-pose/stats.json
-  edge-pose status --broker mqtt://127.0.0.1:1883 --base-topic edge-pose/hall
+  edge-pose status --from-broker --url mqtt://nas:1883 --base-topic edge-pose/hall
 """
 
 DEFAULT_STATE_FILE = Path("/var/lib/edge-pose/stats.json")
@@ -47,9 +47,20 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--config", "-c", type=Path, default=None, metavar="FILE", help="config file")
     p.add_argument("--state-file", type=Path, default=None, metavar="PATH", help="stats file")
-    p.add_argument("--broker", metavar="URL", help="read the retained stats from this broker")
-    p.add_argument("--base-topic", metavar="TOPIC", help="with --broker: the node's base topic")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="with --broker")
+    p.add_argument(
+        "--from-broker",
+        action="store_true",
+        help="read the retained <base_topic>/stats from the broker (see --url) instead of the file",
+    )
+    p.add_argument(
+        "--base-topic",
+        metavar="TOPIC",
+        help="with --from-broker: the node's base topic (default: from the config)",
+    )
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="with --from-broker")
+    from edge.commands.mqtt import add_connection_args
+
+    add_connection_args(p)
     p.add_argument("--json", action="store_true", help="print the raw stats record")
     p.set_defaults(func=_run)
 
@@ -75,13 +86,40 @@ def resolve_state_file(args: argparse.Namespace) -> tuple[Path, float]:
 
 
 def _from_broker(args: argparse.Namespace) -> dict[str, Any] | None:
-    from edge.publish import read_retained  # type: ignore[attr-defined]
+    """The retained stats record on the broker, or None when there is none."""
+    import threading
 
-    topic = f"{args.base_topic or 'edge-pose/edge-pose'}/stats"
-    payload = read_retained(args.broker, topic, timeout_s=args.timeout)
-    if payload is None:
+    from edge.commands.mqtt import settings_from_args
+    from edge.config import ConfigError, load_config
+    from edge.publish.tools import connect_blocking
+
+    base = args.base_topic
+    if not base:
+        try:
+            mqtt = load_config(args.config, read_secrets=False).config.mqtt
+            base = mqtt.base_topic or f"edge-pose/{mqtt.node_id}"
+        except ConfigError:
+            base = "edge-pose/edge-pose"
+    topic = f"{base}/stats"
+    settings = settings_from_args(args, node_id="status", discovery=False)
+    client, outcome = connect_blocking(settings, "edge-pose-status", args.timeout)
+    if client is None:
+        raise OSError(f"cannot reach {settings.url}: {outcome.detail}")
+    got: list[bytes] = []
+    done = threading.Event()
+
+    def on_message(c: Any, userdata: Any, message: Any) -> None:
+        got.append(bytes(message.payload))
+        done.set()
+
+    client.on_message = on_message
+    client.subscribe(topic, qos=1)
+    done.wait(args.timeout)
+    client.disconnect()
+    client.loop_stop()
+    if not got:
         return None
-    record: dict[str, Any] = json.loads(payload)
+    record: dict[str, Any] = json.loads(got[0])
     return record
 
 
@@ -101,9 +139,13 @@ def format_status(record: dict[str, Any], age_s: float | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.broker:
-        record = _from_broker(args)
-        origin = f"{args.broker}"
+    if args.from_broker:
+        try:
+            record = _from_broker(args)
+        except (OSError, ValueError) as exc:
+            print(f"edge-pose status: {exc}", file=sys.stderr)
+            return EXIT_NONE
+        origin = args.url
         interval_s = 10.0
     else:
         path, interval_s = resolve_state_file(args)
