@@ -174,3 +174,21 @@ def test_a_stalled_camera_is_reported_reopened_and_resumes(camera: FakeCamera) -
     assert camera.opened == 2 and camera.closed == 2  # the stalled camera was closed, reopened
     assert camera.acquired == camera.released
     assert stats.frames_captured == stats.frames_consumed + stats.frames_dropped
+
+
+def test_exposure_controls_turn_auto_exposure_off(camera: FakeCamera) -> None:
+    opts = SourceOptions(width=320, height=240, fps=15, exposure_time_us=10_000, analogue_gain=2.0)
+    source = create_source("picamera2:0", opts)
+    source.open()
+    info = source.describe()
+    source.close()
+    controls = camera.configs[0]["controls"]
+    assert controls == {
+        "FrameDurationLimits": (66_667, 66_667),
+        "AeEnable": False,
+        "ExposureTime": 10_000,
+        "AnalogueGain": 2.0,
+    }
+    assert camera.configs[0]["main"] == {"size": (320, 240), "format": "YUV420"}
+    assert (info.kind, info.width, info.height, info.fps) == ("picamera2", 320, 240, 15)
+    assert "imx708" in info.backend
