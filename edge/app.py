@@ -144,6 +144,11 @@ def build_pipeline(config: EdgeConfig) -> PosePipeline:
 # --- MQTT --------------------------------------------------------------------------------------
 
 
+def node_base_topic(config: MqttConfig) -> str:
+    """The prefix of this node's topics: ``<base_topic>/<node_id>``."""
+    return f"{config.base_topic}/{config.node_id}"
+
+
 def mqtt_settings(
     config: MqttConfig, password: SecretStr | None, enable_segmentation: bool = False
 ) -> MqttSettings:
@@ -163,7 +168,7 @@ def mqtt_settings(
             host=host,
             port=port,
             node_id=config.node_id,
-            base_topic=config.base_topic,
+            base_topic=node_base_topic(config),
             tls=tls,
             ca_file=config.ca_file or None,
             certfile=config.cert_file or None,

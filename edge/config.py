@@ -30,7 +30,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 
@@ -138,6 +137,14 @@ class ModelsConfig(_Section):
         description="When the Edge TPU is missing: 'cpu' runs on the CPU with a warning, "
         "'none' fails.",
     )
+
+    @field_validator("fallback", mode="before")
+    @classmethod
+    def _fallback_bool(cls, value: object) -> object:
+        if isinstance(value, bool):  # `fallback = true` reads naturally too
+            return "cpu" if value else "none"
+        return value
+
     verify: bool = Field(
         True, description="Check the model files against the manifest's checksums at start-up."
     )
@@ -161,11 +168,12 @@ class MqttConfig(_Section):
         description="This device's id in topics: letters, digits, '_' and '-'.",
     )
     base_topic: str = Field(
-        "",
+        "edge-pose",
+        min_length=1,
         max_length=128,
         description=(
-            "Topic prefix of this node: <base_topic>/pose, /availability, /stats. "
-            "Empty: edge-pose/<node_id>."
+            "Topic prefix shared by all nodes: this node publishes under "
+            "<base_topic>/<node_id>/ (pose, availability, presence, count, stats)."
         ),
     )
     discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery messages.")
@@ -233,9 +241,7 @@ class MqttConfig(_Section):
 
     @field_validator("base_topic", "discovery_prefix")
     @classmethod
-    def _check_topic(cls, value: str, info: ValidationInfo) -> str:
-        if info.field_name == "base_topic" and value == "":
-            return value
+    def _check_topic(cls, value: str) -> str:
         if not _TOPIC_LEVEL.fullmatch(value):
             raise ValueError(
                 "must be topic levels of letters, digits, '_' and '-' separated by '/' "

@@ -143,9 +143,9 @@ def test_real_daemon_publishes_reloads_topic_and_stops_cleanly(
         text=True,
     )
     try:
-        assert subscriber.wait_for(payload_on("daemon-test/a/availability", b"online"), 60)
-        assert subscriber.wait_for(count_on("daemon-test/a/pose", 5), 60), _stop(proc)[1]
-        record = json.loads(subscriber.on("daemon-test/a/pose")[-1].payload)
+        assert subscriber.wait_for(payload_on("daemon-test/a/dancer/availability", b"online"), 60)
+        assert subscriber.wait_for(count_on("daemon-test/a/dancer/pose", 5), 60), _stop(proc)[1]
+        record = json.loads(subscriber.on("daemon-test/a/dancer/pose")[-1].payload)
         assert record["source"].endswith("dance.mp4")
         assert (record["width"], record["height"]) == (514, 496)
         assert len(record["poses"]) == 1
@@ -160,18 +160,19 @@ def test_real_daemon_publishes_reloads_topic_and_stops_cleanly(
         sections["mqtt"]["base_topic"] = "daemon-test/b"
         write_config(config, sections)
         proc.send_signal(signal.SIGHUP)
-        assert subscriber.wait_for(payload_on("daemon-test/b/availability", b"online"), 30)
-        assert subscriber.wait_for(count_on("daemon-test/b/pose", 3), 30)
-        assert subscriber.wait_for(payload_on("daemon-test/a/availability", b"stopped"), 10)
+        assert subscriber.wait_for(payload_on("daemon-test/b/dancer/availability", b"online"), 30)
+        assert subscriber.wait_for(count_on("daemon-test/b/dancer/pose", 3), 30)
+        assert subscriber.wait_for(payload_on("daemon-test/a/dancer/availability", b"stopped"), 10)
         assert proc.poll() is None
         assert subscriber.wait_for(
             lambda msgs: any(
-                m.topic == "daemon-test/b/stats" and json.loads(m.payload).get("reloads") == 1
+                m.topic == "daemon-test/b/dancer/stats"
+                and json.loads(m.payload).get("reloads") == 1
                 for m in msgs
             ),
             30,
         )
-        stats = json.loads(subscriber.on("daemon-test/b/stats")[-1].payload)
+        stats = json.loads(subscriber.on("daemon-test/b/dancer/stats")[-1].payload)
         assert stats["pid"] == proc.pid
         assert stats["frames_processed"] > 0
         assert stats["frame_errors"] == 0
@@ -194,7 +195,7 @@ def test_real_daemon_publishes_reloads_topic_and_stops_cleanly(
             [
                 *EDGE_POSE,
                 *("status", "--from-broker", "--url", mosquitto.url),
-                *("--base-topic", "daemon-test/b", "--json"),
+                *("--base-topic", "daemon-test/b/dancer", "--json"),
             ],
             capture_output=True,
             text=True,
@@ -204,12 +205,12 @@ def test_real_daemon_publishes_reloads_topic_and_stops_cleanly(
         )
         assert remote.returncode == 0, remote.stderr
         assert json.loads(remote.stdout)["node_id"] == "dancer"
-        pose_count_before_stop = len(subscriber.on("daemon-test/b/pose"))
+        pose_count_before_stop = len(subscriber.on("daemon-test/b/dancer/pose"))
     finally:
         rc, out = _stop(proc)
     assert rc == 0, out[-3000:]
-    assert subscriber.wait_for(payload_on("daemon-test/b/availability", b"stopped"), 10)
-    assert len(subscriber.on("daemon-test/b/pose")) >= pose_count_before_stop
+    assert subscriber.wait_for(payload_on("daemon-test/b/dancer/availability", b"stopped"), 10)
+    assert len(subscriber.on("daemon-test/b/dancer/pose")) >= pose_count_before_stop
     assert "reload: changed sections: mqtt" in out
     assert "Traceback" not in out
 

@@ -79,7 +79,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--node-id", metavar="ID", help="[mqtt] node_id: this device's id in topics")
     p.add_argument(
-        "--base-topic", metavar="TOPIC", help="[mqtt] base_topic (default edge-pose/<node-id>)"
+        "--base-topic",
+        metavar="TOPIC",
+        help="[mqtt] base_topic: topics are <base_topic>/<node_id>/...",
     )
     p.add_argument("--threads", type=int, metavar="N", help="[models] threads for the interpreter")
     p.add_argument("--delegate", choices=("cpu", "edgetpu"), help="[models] delegate")

@@ -55,7 +55,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--base-topic",
         metavar="TOPIC",
-        help="with --from-broker: the node's base topic (default: from the config)",
+        help="with --from-broker: the node's topic prefix, <base_topic>/<node_id> "
+        "(default: from the config)",
     )
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="with --from-broker")
     from edge.commands.mqtt import add_connection_args
@@ -97,7 +98,7 @@ def _from_broker(args: argparse.Namespace) -> dict[str, Any] | None:
     if not base:
         try:
             mqtt = load_config(args.config, read_secrets=False).config.mqtt
-            base = mqtt.base_topic or f"edge-pose/{mqtt.node_id}"
+            base = f"{mqtt.base_topic}/{mqtt.node_id}"
         except ConfigError:
             base = "edge-pose/edge-pose"
     topic = f"{base}/stats"
