@@ -15,6 +15,7 @@ window; the MediaPipe process measures its own the same way.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -75,7 +76,12 @@ def stage_group(key: str) -> str:
 
 
 def _peak_rss_kib() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """This process's peak RSS: ``VmHWM``, not ``ru_maxrss``, which Linux carries over
+    from the parent across fork and exec (the bench parent would leak into it)."""
+    from bench.machine import peak_rss_kib
+
+    hwm = peak_rss_kib(os.getpid())
+    return hwm if hwm is not None else int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def measure(cfg: RunConfig) -> dict[str, Any]:
@@ -86,6 +92,7 @@ def measure(cfg: RunConfig) -> dict[str, Any]:
     from bench.stats import rolling_fps, summarise_ns
 
     t_start = cfg.spawn_ns or time.perf_counter_ns()
+    rss_at_start = _peak_rss_kib()  # interpreter + numpy + this module
     snap_before = machine.snapshot()
     t0 = time.perf_counter_ns()
     pipeline = build_pipeline(cfg.model, cfg.precision, cfg.threads, cfg.delegate)
@@ -257,6 +264,7 @@ def measure(cfg: RunConfig) -> dict[str, Any]:
         },
         "memory": {
             "peak_rss_mb": round(_peak_rss_kib() / 1024.0, 2),
+            "rss_at_start_mb": round(rss_at_start / 1024.0, 2),
             "rss_after_build_mb": round(rss_after_build / 1024.0, 2),
         },
         "startup": {

@@ -21,6 +21,8 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.machine import peak_rss_kib
+
 SERVER = Path(__file__).resolve().with_name("mediapipe_ref.py")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PYTHON = REPO / ".venv-mediapipe" / "bin" / "python"
@@ -101,8 +103,14 @@ class MediaPipeWorker:
             if self.first_landmarks_ns is None:
                 self.first_landmarks_ns = now
         self._frame += 1
+        # VmHWM from outside: ru_maxrss (the reply's max_rss_kb) carries the spawning
+        # process's RSS over into the child on Linux.
+        peak = peak_rss_kib(self.pid)
         return MediaPipeFrame(
-            int(reply["process_ns"]), int(reply["cpu_ns"]), int(reply["max_rss_kb"]), landmarks
+            int(reply["process_ns"]),
+            int(reply["cpu_ns"]),
+            peak if peak is not None else int(reply["max_rss_kb"]),
+            landmarks,
         )
 
     def close(self) -> None:

@@ -257,6 +257,23 @@ def to_markdown(report: dict[str, Any]) -> str:
                 ],
             ],
         )
+        missed = [k for k, t in targets.items() if not t["met"]]
+        if missed:
+            stages = sorted(
+                ((s, best["stages"][s]["per_frame_mean_ms"]) for s in STAGES),
+                key=lambda kv: -kv[1],
+            )
+            mem = best["memory"]
+            out += [
+                "",
+                "Short of target: "
+                + ", ".join(missed)
+                + ". Time per frame by stage: "
+                + ", ".join(f"{s} {v:.2f} ms" for s, v in stages if v > 0)
+                + f". Memory: {mem.get('rss_at_start_mb', 0):.0f} MB at start (Python, numpy), "
+                f"{mem['rss_after_build_mb']:.0f} MB after imports and model load, "
+                f"{mem['peak_rss_mb']:.0f} MB peak.",
+            ]
         ag = best.get("agreement")
         if ag:
             out += [
