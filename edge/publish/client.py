@@ -98,6 +98,7 @@ class Publisher:
         self._last_state: dict[str, OutMessage] = {}
         self._stopping_disconnect = False
         self._inflight: deque[tuple[Any, int, bool, int]] = deque()
+        self._inflight_lock = threading.Lock()
         # counters (guarded by self._lock where several threads write)
         self._auth_failed = False
         self._last_error: str | None = None
@@ -213,7 +214,8 @@ class Publisher:
                     encode_pose, result, frame_index, source, self.settings.encoding
                 )
                 msg = OutMessage(self.topics.pose, payload, self.settings.pose_qos, False)
-                if self._outbox.put_pose(msg) and not self._outage_drops_logged:
+                awake = self._connected.is_set()
+                if self._outbox.put_pose(msg, notify=awake) and not self._outage_drops_logged:
                     self._outage_drops_logged = True
                     log.warning(
                         "MQTT: pose queue full (%d): dropping the oldest pose messages until "
@@ -250,6 +252,7 @@ class Publisher:
 
     @property
     def counters(self) -> PublisherCounters:
+        self._reconcile(self._inflight)
         with self._lock:
             return PublisherCounters(
                 connected=self._connected.is_set(),
@@ -272,7 +275,7 @@ class Publisher:
         msg = OutMessage(topic, data, self.settings.state_qos, True)
         with self._lock:
             self._last_state[topic] = OutMessage(topic, data, self.settings.state_qos, True)
-        self._outbox.put_state(msg, first=first)
+        self._outbox.put_state(msg, first=first, notify=self._connected.is_set())
 
     def _render_stats(self, stats: dict[str, Any]) -> bytes:
         c = self.counters
@@ -491,7 +494,8 @@ class Publisher:
             if info.rc != MQTT_ERR_SUCCESS:
                 self._outbox.requeue(batch[i:])
                 return
-            inflight.append((info, generation, msg.is_pose, msg.qos))
+            with self._inflight_lock:
+                inflight.append((info, generation, msg.is_pose, msg.qos))
 
     def _properties(self, msg: OutMessage) -> Any:
         if self.settings.protocol != "5" or not msg.is_pose:
@@ -507,6 +511,10 @@ class Publisher:
     def _reconcile(self, inflight: deque[tuple[Any, int, bool, int]]) -> None:
         """Count messages paho has written (QoS 0) or had acknowledged (QoS >= 1); QoS 0
         messages of a connection that has since dropped were never written: lost."""
+        with self._inflight_lock:
+            self._reconcile_locked(inflight)
+
+    def _reconcile_locked(self, inflight: deque[tuple[Any, int, bool, int]]) -> None:
         generation = self._generation
         sent = pose_sent = lost = 0
         keep: list[tuple[Any, int, bool, int]] = []
@@ -534,7 +542,8 @@ class Publisher:
 
     def _wait_drained(self, deadline: float) -> None:
         while time.monotonic() < deadline and self._connected.is_set():
-            pending = [i for i in list(self._inflight) if not i[0].is_published()]
+            with self._inflight_lock:
+                pending = [i for i in self._inflight if not i[0].is_published()]
             if len(self._outbox) == 0 and not pending:
                 return
             time.sleep(0.02)

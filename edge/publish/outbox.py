@@ -61,8 +61,11 @@ class Outbox:
         """Notified on every put; the client thread waits on it."""
         return self._cond
 
-    def put_pose(self, msg: OutMessage) -> int:
-        """Queue a pose message; returns how many old ones were dropped to make room (0 or 1)."""
+    def put_pose(self, msg: OutMessage, *, notify: bool = True) -> int:
+        """Queue a pose message; returns how many old ones were dropped to make room (0 or 1).
+
+        ``notify=False`` skips waking the consumer (useless while it cannot send).
+        """
         msg.is_pose = True
         dropped = 0
         with self._cond:
@@ -74,10 +77,11 @@ class Outbox:
                 self._poses.popleft()
                 self.pose_dropped += 1
                 dropped = 1
-            self._cond.notify()
+            if notify:
+                self._cond.notify()
         return dropped
 
-    def put_state(self, msg: OutMessage, *, first: bool = False) -> None:
+    def put_state(self, msg: OutMessage, *, first: bool = False, notify: bool = True) -> None:
         """Queue a state message, replacing any not yet sent value of the same topic.
 
         ``first`` puts it ahead of everything queued without it (used on reconnect so
@@ -90,7 +94,8 @@ class Outbox:
             if msg.topic in self._state:
                 self.state_coalesced += 1
             self._state[msg.topic] = msg
-            self._cond.notify()
+            if notify:
+                self._cond.notify()
 
     def take(self, max_items: int) -> list[OutMessage]:
         """Remove and return up to ``max_items`` messages in the order they were queued."""
