@@ -67,9 +67,17 @@ def source_options(config: SourceConfig) -> SourceOptions:
         loop=True if default_clip else config.loop,
         realtime=True if default_clip else config.realtime,
         rotation=config.rotation,
+        hflip=config.hflip,
+        vflip=config.vflip,
         stall_timeout_s=config.stall_timeout_s,
-        backoff_initial_s=config.retry_initial_s,
-        backoff_max_s=config.retry_max_s,
+        open_timeout_s=config.open_timeout_s,
+        fourcc=config.fourcc or None,
+        pixel_format=config.pixel_format,
+        main_size=config.main_size if config.main_size != (0, 0) else None,
+        exposure_time_us=config.exposure_time_us or None,
+        analogue_gain=config.analogue_gain or None,
+        backoff_initial_s=config.backoff_initial_s,
+        backoff_max_s=config.backoff_max_s,
     )
 
 

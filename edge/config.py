@@ -83,18 +83,58 @@ class SourceConfig(_Section):
     rotation: Literal[0, 90, 180, 270] = Field(
         0, description="Rotate frames clockwise by this many degrees (camera mounted sideways)."
     )
+    hflip: bool = Field(False, description="Mirror frames left-right (before rotation).")
+    vflip: bool = Field(False, description="Flip frames upside down (before rotation).")
     stall_timeout_s: float = Field(
         5.0,
         gt=0.0,
         le=600.0,
         description="A live source that delivers nothing for this long is reopened (seconds).",
     )
-    retry_initial_s: float = Field(
-        1.0, gt=0.0, le=60.0, description="First wait before reopening a failed source (seconds)."
+    open_timeout_s: float = Field(
+        10.0, gt=0.0, le=600.0, description="How long opening a network stream may take (s)."
     )
-    retry_max_s: float = Field(
-        30.0, gt=0.0, le=3600.0, description="Longest wait between reopen attempts (seconds)."
+    backoff_initial_s: float = Field(
+        0.5, gt=0.0, le=60.0, description="First wait before reopening a failed source (s)."
     )
+    backoff_max_s: float = Field(
+        30.0, gt=0.0, le=3600.0, description="Longest wait between reopen attempts (s)."
+    )
+    fourcc: str = Field(
+        "MJPG",
+        description="V4L2 pixel format to ask for (MJPG reaches full rate over USB 2); "
+        "empty = the device default.",
+    )
+    pixel_format: Literal["YUV420", "RGB888", "BGR888"] = Field(
+        "YUV420",
+        description="picamera2 lores stream format: YUV420 works on every Pi, RGB888/BGR888 "
+        "on a Pi 5.",
+    )
+    main_size: tuple[int, int] = Field(
+        (0, 0),
+        description="picamera2: also configure a full-size main stream [width, height] for "
+        "snapshots; [0, 0] = none.",
+    )
+    exposure_time_us: int = Field(
+        0, ge=0, le=10_000_000, description="picamera2: fixed exposure (us); 0 = auto exposure."
+    )
+    analogue_gain: float = Field(
+        0.0, ge=0.0, le=64.0, description="picamera2: fixed analogue gain; 0 = automatic."
+    )
+
+    @field_validator("fourcc")
+    @classmethod
+    def _check_fourcc(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Z0-9 ]{4}", value):
+            raise ValueError("must be 4 upper-case characters such as MJPG or YUYV, or empty")
+        return value
+
+    @field_validator("main_size")
+    @classmethod
+    def _check_main_size(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value != (0, 0) and not (16 <= value[0] <= 16384 and 16 <= value[1] <= 16384):
+            raise ValueError("must be [0, 0] (none) or [width, height] within 16..16384")
+        return value
 
 
 class PipelineConfig(_Section):
@@ -495,10 +535,10 @@ def _check_cross_fields(config: EdgeConfig, password: SecretStr | None) -> None:
         raise ConfigError("mqtt.username is empty but a password is configured: set mqtt.username")
     if mqtt.tls_insecure and not mqtt.url.startswith("mqtts://"):
         raise ConfigError("mqtt.tls_insecure = true: only meaningful with an mqtts:// url")
-    if config.source.retry_initial_s > config.source.retry_max_s:
+    if config.source.backoff_initial_s > config.source.backoff_max_s:
         raise ConfigError(
-            f"source.retry_initial_s = {config.source.retry_initial_s}: must not exceed "
-            f"source.retry_max_s = {config.source.retry_max_s}"
+            f"source.backoff_initial_s = {config.source.backoff_initial_s}: must not exceed "
+            f"source.backoff_max_s = {config.source.backoff_max_s}"
         )
     if (mqtt.cert_file == "") != (mqtt.key_file == ""):
         raise ConfigError("mqtt.cert_file and mqtt.key_file must be set together")
@@ -555,6 +595,8 @@ def example_text() -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -101,8 +101,8 @@ def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(
             "source": {
                 "uri": camera.url,
                 "stall_timeout_s": 1.5,
-                "retry_initial_s": 0.2,
-                "retry_max_s": 1.0,
+                "backoff_initial_s": 0.2,
+                "backoff_max_s": 1.0,
             },
             "models": {"precision": model_precision(), "threads": 1},
             "mqtt": {"embedded_port": _free_port()},
