@@ -163,6 +163,14 @@ class Reference:
 
 
 def max_rss_kb() -> int:
+    """Peak RSS of this process (VmHWM): ru_maxrss would include the parent's from before exec."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
