@@ -221,6 +221,32 @@ class MqttConfig(_Section):
         "homeassistant", min_length=1, max_length=128, description="Home Assistant's prefix."
     )
     qos: Literal[0, 1] = Field(0, description="QoS of pose messages (status and stats use 1).")
+    protocol: Literal["3.1.1", "5"] = Field(
+        "3.1.1",
+        description="MQTT version; '5' adds content types and a send-time property "
+        "(publish-to-receipt latency in `edge-pose listen --protocol 5`).",
+    )
+    encoding: Literal["json", "msgpack", "cbor"] = Field(
+        "json", description="Pose payload encoding (json is what Home Assistant reads)."
+    )
+    max_pose_rate_hz: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="At most this many pose messages per second; 0 = one per frame.",
+    )
+    device_name: str = Field(
+        "", max_length=64, description="Home Assistant device name; empty = edge-pose <node_id>."
+    )
+    mask_rate_hz: float = Field(
+        1.0,
+        gt=0.0,
+        le=60.0,
+        description="With pipeline.enable_segmentation: segmentation masks published per second.",
+    )
+    mask_max_side_px: int = Field(
+        64, ge=8, le=1024, description="Longest side of a published mask (pixels)."
+    )
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive (seconds).")
     queue_size: int = Field(
         256,
@@ -384,6 +410,11 @@ def _format_value(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _mask_url_password(text: str) -> str:
+    """``scheme://user:secret@host`` -> ``scheme://user:********@host`` (URLs get echoed)."""
+    return re.sub(r"(://[^/@:\s]*:)[^/@\s]*@", rf"\g<1>{_SECRET_MASK}@", text)
+
+
 def _format_errors(exc: ValidationError, origins: Mapping[str, str], default: str) -> str:
     lines = []
     for error in exc.errors():
@@ -393,9 +424,10 @@ def _format_errors(exc: ValidationError, origins: Mapping[str, str], default: st
         if error.get("type") == "extra_forbidden":
             lines.append(_unknown_key_message(loc, origin))
             continue
-        lines.append(
-            f"{key} = {_format_value(error.get('input'))}: {_describe_allowed(error)} ({origin})"
-        )
+        value = error.get("input")
+        if isinstance(value, str):
+            value = _mask_url_password(value)
+        lines.append(f"{key} = {_format_value(value)}: {_describe_allowed(error)} ({origin})")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
