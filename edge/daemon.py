@@ -46,6 +46,8 @@ POLL_S = 0.2
 #: Per-frame errors logged in full; after that one in every ERROR_LOG_EVERY.
 ERROR_LOG_FIRST = 5
 ERROR_LOG_EVERY = 100
+#: How long shutdown waits for a capture thread blocked in a read (seconds).
+STOP_CAPTURE_TIMEOUT_S = 3.0
 #: sysexits.h: data (a model file) is wrong.
 EX_DATAERR = 65
 
@@ -434,7 +436,7 @@ class Daemon:
         parts = self._parts
         if parts is None:
             return
-        parts.capture.stop()
+        parts.capture.stop(timeout_s=STOP_CAPTURE_TIMEOUT_S)
         now_ns = self._clock_ns()
         try:
             self._emit_stats(now_ns)
