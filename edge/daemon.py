@@ -199,6 +199,9 @@ class Daemon:
 
     def run(self) -> int:
         """Build the parts, loop until stopped; the process exit status."""
+        if self._stop.is_set():
+            logger.info("stopped by a signal before start-up")
+            return 0
         try:
             self._parts = self._build_all(self.loaded)
         except (ConfigError, StartupError) as exc:

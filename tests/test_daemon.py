@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -263,3 +264,38 @@ def test_run_has_no_password_flag() -> None:
         check=False,
     )
     assert bad.returncode == 2
+
+
+@pytest.mark.parametrize("marker", ["edge-pose starting", "embedded MQTT broker listening"])
+def test_sigterm_during_start_up_exits_0(tmp_path: Path, shared_data: Path, marker: str) -> None:
+    """SIGTERM while the config, broker or models load: a clean exit 0, never a traceback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = write_config(
+        tmp_path / "config.toml",
+        {
+            "source": {"uri": str(shared_data / "video" / "dance.mp4")},
+            "models": {"precision": model_precision(), "threads": 1},
+            "mqtt": {"embedded_port": port},
+        },
+    )
+    proc = subprocess.Popen(
+        [*EDGE_POSE, "run", "--config", str(config)],
+        env=daemon_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    assert any(marker in line for line in seen), "".join(seen)
+    assert proc.wait(timeout=60) == 0, "".join(seen) + rest
+    assert "source ended" not in rest, "the signal must stop it, not the end of the clip"
+    assert "Traceback" not in rest

@@ -161,8 +161,15 @@ def setup_logging(level: str, fmt: str, verbose: int) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
     from edge.config import ConfigError, EdgeConfig, LoadedConfig, load_config
 
+    # Until the daemon's own handlers are in place, remember a stop request.
+    early_stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: early_stop.set())
     overrides = flag_overrides(args)
     setup_logging("info", "auto", args.verbose)
     log = logging.getLogger("edge.run")
@@ -185,6 +192,8 @@ def _run(args: argparse.Namespace) -> int:
 
     daemon = Daemon(loaded, AppFactory(), reload=load, apply_logging=apply_logging)
     daemon.install_signal_handlers()
+    if early_stop.is_set():
+        daemon.request_stop()
     log.info(
         "edge-pose starting (pid %d, config %s)", os.getpid(), loaded.path or "built-in defaults"
     )
