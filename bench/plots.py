@@ -24,7 +24,8 @@ def latency_by_stage(run: dict[str, Any], path: Path) -> Path:
     data = [[v for v in samples[s] if v > 0] or [0.0] for s in names]
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
     ax.boxplot(data, vert=False, showfliers=True, whis=(1, 99))
-    ax.set_yticks(range(1, len(names) + 1), [n.replace("_", " ") for n in names])
+    labels = [f"{n.replace('_', ' ')} (n={len([v for v in samples[n] if v > 0])})" for n in names]
+    ax.set_yticks(range(1, len(names) + 1), labels)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("milliseconds per frame (log scale; whiskers p1-p99)")
