@@ -73,6 +73,17 @@ def inverse_crop_matrix(roi: Roi, tensor_width: int, tensor_height: int) -> NDAr
     return inv
 
 
+def crop_perspective(roi: Roi, tensor_width: int, tensor_height: int) -> NDArray[np.float64]:
+    """3x3 matrix frame px -> tensor px, from the 4 corners as MediaPipe builds it
+    (``cv2.getPerspectiveTransform`` of the ``boxPoints`` corners)."""
+    src = roi_corners_px(roi)
+    dst = np.array(
+        [[0.0, tensor_height], [0.0, 0.0], [tensor_width, 0.0], [tensor_width, tensor_height]],
+        dtype=np.float32,
+    )
+    return np.asarray(cv2.getPerspectiveTransform(src, dst), dtype=np.float64)
+
+
 def warp_roi(
     image: NDArray[np.uint8],
     roi: Roi,
@@ -82,18 +93,24 @@ def warp_roi(
     *,
     out: NDArray[np.uint8] | None = None,
 ) -> NDArray[np.uint8]:
-    """Bilinear warp of ``roi`` from the full frame to a ``(H, W, C)`` uint8 patch."""
-    matrix = crop_matrix(roi, tensor_width, tensor_height)
+    """Bilinear warp of ``roi`` from the full frame to a ``(H, W, C)`` uint8 patch.
+
+    One ``cv2.warpPerspective`` with MediaPipe's corner-mapped matrix (for a
+    rectangle it is affine). ``warpAffine`` with the same matrix computes source
+    coordinates in a coarser fixed point and lands up to 1/32 px elsewhere, which
+    costs about 0.001 torso of agreement with MediaPipe; the cost is the same.
+    """
+    matrix = crop_perspective(roi, tensor_width, tensor_height)
     kwargs: dict[str, Any] = {
         "flags": cv2.INTER_LINEAR,
         "borderMode": _BORDERS[border],
         "borderValue": (0, 0, 0, 0),
     }
+    size = (tensor_width, tensor_height)
     if out is not None:
-        written = cv2.warpAffine(image, matrix, (tensor_width, tensor_height), dst=out, **kwargs)
+        written = cv2.warpPerspective(image, matrix, size, dst=out, **kwargs)
         return np.asarray(written, dtype=np.uint8)
-    result = cv2.warpAffine(image, matrix, (tensor_width, tensor_height), **kwargs)
-    return np.asarray(result, dtype=np.uint8)
+    return np.asarray(cv2.warpPerspective(image, matrix, size, **kwargs), dtype=np.uint8)
 
 
 @dataclass(frozen=True, slots=True)
