@@ -408,6 +408,18 @@ class Publisher:
                 log.warning(
                     "MQTT: connection to %s lost (%s); reconnecting", self.settings.url, reason
                 )
+            else:  # the TCP connection opened but no CONNACK came: closed or timed out
+                with self._lock:
+                    first = self._last_error is None or not self._last_error.startswith(
+                        "handshake"
+                    )
+                    self._last_error = f"handshake with {self.settings.url} failed: {reason}"
+                if first:
+                    log.warning(
+                        "MQTT: %s closed or stalled the connection before CONNACK (%s); retrying",
+                        self.settings.url,
+                        reason,
+                    )
             self._schedule_retry(client)
         except Exception:
             log.exception("MQTT: error in on_disconnect")
