@@ -85,6 +85,20 @@ def plan(args: argparse.Namespace, cores: int) -> list[RunConfig]:
     return [replace(base, threads=t) for t in parse_threads(args.threads, cores)]
 
 
+def missing_model(cfg: RunConfig) -> str | None:
+    """Why ``cfg`` cannot run (a model file it needs is absent), or None."""
+    from edge.models import model_path
+    from edge.runtime.model import edgetpu_variant
+
+    for name in ("detector", cfg.model):
+        path = model_path(name, cfg.precision)  # type: ignore[arg-type]
+        if cfg.delegate == "edgetpu":
+            path = edgetpu_variant(path)
+        if not path.is_file():
+            return f"{path} not found"
+    return None
+
+
 def _delivery(
     record: dict[str, Any], arrivals: list[tuple[int, int]], warmup: int
 ) -> dict[str, Any]:
@@ -106,6 +120,23 @@ def run(args: argparse.Namespace) -> int:
         configs = plan(args, cores)
     except ValueError as exc:
         print(f"edge-pose bench: {exc}", file=sys.stderr)
+        return 2
+    skipped: list[dict[str, str]] = []
+    if args.matrix:  # sweep what is installed; say what was left out
+        runnable = []
+        for cfg in configs:
+            reason = missing_model(cfg)
+            if reason is None:
+                runnable.append(cfg)
+            else:
+                skipped.append({"label": cfg.label, "reason": reason})
+        configs = runnable
+    if not configs:
+        print(
+            "edge-pose bench: no model files for any configuration: "
+            + "; ".join(s["reason"] for s in skipped),
+            file=sys.stderr,
+        )
         return 2
     source = configs[0].source
     from edge.capture import SourceError, source_kind
@@ -180,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(
         runs, info, options, ["edge-pose", "bench", *sys.argv[2:]], best, accuracy
     )
+    report["summary"]["skipped"] = skipped
     status = 0
     if args.against:
         ref_path = Path(args.against)

@@ -154,6 +154,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         ],
         rows,
     )
+    skipped = report["summary"].get("skipped") or []
+    if skipped:
+        out += ["", "Not run: " + "; ".join(f"{s['label']} ({s['reason']})" for s in skipped)]
     best = next((r for r in runs if r["label"] == report["summary"].get("best_label")), None)
     if best is not None:
         out += ["", f"## Where the time goes ({best['label']})", ""]

@@ -4,12 +4,13 @@ checkout lookup."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.cli import parse_threads, plan
+from bench.cli import missing_model, parse_threads, plan
 from bench.machine import machine_info, snapshot
 from bench.stats import rolling_fps, sigma_clip, summarise_ns
 from edge.commands import bench as bench_command
@@ -106,3 +107,15 @@ def test_plan_defaults_and_thread_list() -> None:
     configs = plan(_args(threads="1,2", compare="mediapipe"), cores=2)
     assert [c.threads for c in configs] == [1, 2]
     assert all(c.compare_mediapipe for c in configs)
+
+
+def test_matrix_skips_configurations_without_model_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EDGE_POSE_MODELS_DIR", str(tmp_path))  # no int8 models here
+    configs = plan(_args(matrix=True), cores=1)
+    reasons = {c.label: missing_model(c) for c in configs}
+    assert reasons["lite-int8-cpu-t1"] == f"{tmp_path / 'pose_detection_int8.tflite'} not found"
+    assert reasons["lite-float-cpu-t1"] is None  # the float originals are in the cache
+    edgetpu = replace(configs[0], delegate="edgetpu", precision="float")
+    assert "edgetpu" in (missing_model(edgetpu) or "")
