@@ -253,20 +253,29 @@ class PosePipeline:
     # -- public -----------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget all tracks, filters and counters (a new stream starts)."""
-        self._tracks = []
+        """Forget all tracks and filters and zero the counters."""
+        self.reset_stream()
+        self.detector_runs = 0
+        self.detector_invocations = 0
+        self.frames = 0
         self._next_id = 0
+        self._next_tile = 0
+
+    def reset_stream(self) -> None:
+        """Forget tracks and filters (a new, unrelated stream starts); keep counters and ids."""
+        self._tracks = []
         self._frame_size = None
         self._frames_since_detector = 0
         self._loss_retries = 0
+        self._stream_frames = 0
         self._prev_mask = None
-        self.detector_runs = 0
-        self.detector_invocations = 0
-        self._next_tile = 0
-        self.frames = 0
 
     def process(self, image_rgb: NDArray[np.uint8], timestamp_ns: int) -> PoseResult:
         """Estimate the poses in one RGB uint8 frame (H x W x 3) taken at ``timestamp_ns``."""
+        if not isinstance(image_rgb, np.ndarray):
+            raise ValueError(
+                f"image_rgb must be an HxWx3 uint8 numpy array, got {type(image_rgb).__name__}"
+            )
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
             raise ValueError(
                 f"image_rgb must be an HxWx3 uint8 array, got {image_rgb.dtype} {image_rgb.shape}"
