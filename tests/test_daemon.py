@@ -36,6 +36,13 @@ def model_precision() -> str:
     return "float"
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
     lines: list[str] = []
     for section, values in sections.items():
@@ -269,9 +276,7 @@ def test_run_has_no_password_flag() -> None:
 @pytest.mark.parametrize("marker", ["edge-pose starting", "embedded MQTT broker listening"])
 def test_sigterm_during_start_up_exits_0(tmp_path: Path, shared_data: Path, marker: str) -> None:
     """SIGTERM while the config, broker or models load: a clean exit 0, never a traceback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = write_config(
         tmp_path / "config.toml",
         {
@@ -299,3 +304,35 @@ def test_sigterm_during_start_up_exits_0(tmp_path: Path, shared_data: Path, mark
     assert proc.wait(timeout=60) == 0, "".join(seen) + rest
     assert "source ended" not in rest, "the signal must stop it, not the end of the clip"
     assert "Traceback" not in rest
+
+
+def test_corrupt_model_exits_65_naming_the_file(tmp_path: Path, float_models_dir: Path) -> None:
+    """The checksum check at start-up: a truncated model file is named, status 65."""
+    import hashlib
+    import shutil
+
+    lines = ["schema = 1"]
+    for role, name in (("detector", "pose_detection"), ("lite", "pose_landmark_lite")):
+        target = tmp_path / int8_file_name(role)  # type: ignore[arg-type]
+        shutil.copyfile(float_models_dir / f"{name}.tflite", target)
+        data = target.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        lines += [f"[models.{role}]", f'file = "{target.name}"', f'sha256 = "{digest}"']
+        lines.append(f"size_bytes = {len(data)}")
+    (tmp_path / "manifest.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lite = tmp_path / int8_file_name("lite")
+    lite.write_bytes(lite.read_bytes()[:1000])  # truncated after the manifest was written
+    env = daemon_env()
+    env["EDGE_POSE_MODELS_DIR"] = str(tmp_path)
+    env["EDGE_POSE_MQTT__EMBEDDED_PORT"] = str(free_port())
+    proc = subprocess.run(
+        [*EDGE_POSE, "run", "--config", str(write_config(tmp_path / "c.toml", {}))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 65, proc.stderr[-2000:]
+    assert f"model {lite} is corrupt" in proc.stderr
+    assert "detector" not in proc.stderr.split("cannot start:")[1].split("corrupt")[0]

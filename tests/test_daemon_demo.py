@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.test_daemon import daemon_env, model_precision
+from tests.test_daemon import daemon_env, free_port, model_precision
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,13 +23,6 @@ def readme_first_command() -> str:
     return first.split("#")[0].strip()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_readme_first_command_is_the_demo() -> None:
     assert readme_first_command() == "scripts/demo"
     assert os.access(REPO / "scripts" / "demo", os.X_OK)
@@ -40,7 +32,7 @@ def test_readme_first_command_is_the_demo() -> None:
 def test_readme_first_command_prints_landmarks() -> None:
     command = readme_first_command()
     extra = {
-        "EDGE_POSE_DEMO_PORT": str(_free_port()),
+        "EDGE_POSE_DEMO_PORT": str(free_port()),
         "EDGE_POSE_DEMO_COUNT": "5",
         "EDGE_POSE_DEMO_TIMEOUT": "120",
     }

@@ -20,8 +20,7 @@ from edge.config import ConfigError, EdgeConfig, LoadedConfig, load_config
 from edge.daemon import Daemon, Pipeline
 from edge.pose.types import PoseResult
 from edge.sdnotify import Notifier
-from tests.test_daemon import EDGE_POSE, daemon_env, model_precision
-from tests.test_daemon_notify import _free_port
+from tests.test_daemon import EDGE_POSE, daemon_env, free_port, model_precision
 
 
 class FailingEveryThird:
@@ -72,7 +71,7 @@ def test_frame_errors_are_logged_with_context_and_the_loop_goes_on(
 ) -> None:
     clip = str(shared_data / "video" / "pose_squats.mp4")
     other = str(shared_data / "video" / "dance.mp4")
-    port = _free_port()
+    port = free_port()
     reloads: list[LoadedConfig | Exception] = [
         ConfigError("invalid configuration: stats.interval_s = 0: injected"),
         _loaded(other, port),

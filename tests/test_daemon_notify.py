@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mjpeg_server import MjpegServer, jpeg_frames_from_clip
-from tests.test_daemon import EDGE_POSE, daemon_env, model_precision, write_config
+from tests.test_daemon import EDGE_POSE, daemon_env, free_port, model_precision, write_config
 
 WATCHDOG_USEC = 1_000_000  # systemd would then expect a ping every 0.5 s
 
@@ -105,7 +105,7 @@ def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(
                 "backoff_max_s": 1.0,
             },
             "models": {"precision": model_precision(), "threads": 1},
-            "mqtt": {"embedded_port": _free_port()},
+            "mqtt": {"embedded_port": free_port()},
             "stats": {"interval_s": 1.0},
         },
     )
@@ -183,7 +183,7 @@ def test_without_notify_socket_the_daemon_still_runs(tmp_path: Path, shared_data
         {
             "source": {"uri": str(shared_data / "video" / "pose_squats.mp4"), "realtime": False},
             "models": {"precision": model_precision(), "threads": 1},
-            "mqtt": {"embedded_port": _free_port()},
+            "mqtt": {"embedded_port": free_port()},
         },
     )
     try:
@@ -212,10 +212,3 @@ def test_without_notify_socket_the_daemon_still_runs(tmp_path: Path, shared_data
         assert "stopped after" in plain.stderr
     finally:
         abstract.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
