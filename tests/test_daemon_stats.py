@@ -99,3 +99,26 @@ def test_state_file_location() -> None:
     )
     cfg2 = load_config(None, env={"EDGE_POSE_STATS__STATE_FILE": "/tmp/s.json"}).config
     assert state_file_path(cfg2, {"STATE_DIRECTORY": "/var/lib/x"}) == Path("/tmp/s.json")
+
+
+def test_status_command_fresh_stale_and_missing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "stats.json"
+    cmd = [sys.executable, "-m", "edge", "status", "--state-file", str(path)]
+    missing = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode == 3
+    assert "no stats" in missing.stderr
+    record = {"node_id": "hall", "pid": 42, "fps": 5.0, "people": 1, "mqtt_connected": True}
+    write_state_file(path, {**record, "time_unix_s": time.time()})
+    fresh = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "node hall (pid 42)" in fresh.stdout
+    assert "5.0 fps, people 1" in fresh.stdout
+    assert "mqtt connected" in fresh.stdout
+    write_state_file(path, {**record, "time_unix_s": time.time() - 3600})
+    stale = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert stale.returncode == 1
+    assert "stopped or stuck" in stale.stderr
