@@ -6,8 +6,11 @@ Runtime side of the model story: resolving paths and (in
 
 from __future__ import annotations
 
+import hashlib
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from edge import paths
 
@@ -41,3 +44,161 @@ def model_path(name: ModelName, precision: Precision, models_dir: Path | None = 
     if precision == "float":
         return paths.float_models_dir() / float_file_name(name)
     raise ValueError(f"precision must be 'int8' or 'float', got {precision!r}")
+
+
+# --- manifest and integrity -------------------------------------------------
+
+MANIFEST_NAME = "manifest.toml"
+
+#: The int8 models a device needs, by role (the daemon checks these at start-up).
+REQUIRED_MODELS: tuple[ModelName, ...] = ("detector", "lite")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceArtifact:
+    """A float original inside a package on a registry (``[sources.<name>]``)."""
+
+    name: str
+    registry: str  # "npm" or "pypi"
+    package: str
+    version: str
+    member: str
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltModel:
+    """An int8 model committed in ``models/`` (``[models.<role>]``)."""
+
+    role: str
+    file: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    sources: dict[str, SourceArtifact]
+    models: dict[str, BuiltModel]
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProblem:
+    """One missing or corrupt model file; ``message`` says what to do."""
+
+    file: str
+    path: Path
+    expected_sha256: str
+    actual_sha256: str | None  # None: the file is missing
+    message: str
+
+
+class ManifestError(ValueError):
+    """manifest.toml is missing or malformed."""
+
+
+class ModelIntegrityError(RuntimeError):
+    """One or more model files are missing or do not match the manifest."""
+
+    def __init__(self, problems: list[ModelProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(p.message for p in problems))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(models_dir: Path | None = None) -> Manifest:
+    """Parse ``manifest.toml`` of ``models_dir`` (default: :func:`edge.paths.models_dir`)."""
+    path = (models_dir or paths.models_dir()) / MANIFEST_NAME
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{path} not found; restore it with `git checkout models/` or reinstall edge-pose"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        sources = {
+            name: SourceArtifact(
+                name=name,
+                registry=str(s["registry"]),
+                package=str(s["package"]),
+                version=str(s["version"]),
+                member=str(s["member"]),
+                file=str(s["file"]),
+                sha256=str(s["sha256"]),
+            )
+            for name, s in raw.get("sources", {}).items()
+        }
+        models = {
+            role: BuiltModel(
+                role=role,
+                file=str(m["file"]),
+                sha256=str(m["sha256"]),
+                size_bytes=int(m["size_bytes"]),
+            )
+            for role, m in raw.get("models", {}).items()
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestError(f"{path}: missing or bad field {exc}") from exc
+    return Manifest(sources, models, raw)
+
+
+def _fix_hint() -> str:
+    return (
+        "fix: `git checkout models/` in a source checkout, reinstall edge-pose on a device, "
+        "or rebuild with `edge-pose models build --calibration VIDEO...`"
+    )
+
+
+def verify_models(
+    models_dir: Path | None = None, roles: tuple[str, ...] | None = None
+) -> list[ModelProblem]:
+    """Check every model in the manifest (or only ``roles``) against its sha256.
+
+    Returns the problems (empty when all is well); a missing manifest is a problem too.
+    """
+    directory = models_dir or paths.models_dir()
+    try:
+        manifest = read_manifest(directory)
+    except ManifestError as exc:
+        path = directory / MANIFEST_NAME
+        return [ModelProblem(MANIFEST_NAME, path, "", None, f"{exc}; {_fix_hint()}")]
+    problems: list[ModelProblem] = []
+    wanted = roles if roles is not None else tuple(manifest.models)
+    for role in wanted:
+        entry = manifest.models.get(role)
+        if entry is None:
+            path = directory / MANIFEST_NAME
+            msg = f"{path} lists no model for {role!r}; {_fix_hint()}"
+            problems.append(ModelProblem(role, path, "", None, msg))
+            continue
+        path = directory / entry.file
+        if not path.is_file():
+            msg = f"model {path} is missing (expected sha256 {entry.sha256}); {_fix_hint()}"
+            problems.append(ModelProblem(entry.file, path, entry.sha256, None, msg))
+            continue
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            msg = (
+                f"model {path} is corrupt: expected sha256 {entry.sha256}, got {actual}; "
+                f"{_fix_hint()}"
+            )
+            problems.append(ModelProblem(entry.file, path, entry.sha256, actual, msg))
+    return problems
+
+
+def check_models(models_dir: Path | None = None, roles: tuple[str, ...] = REQUIRED_MODELS) -> None:
+    """Raise :class:`ModelIntegrityError` if a required model is missing or corrupt."""
+    problems = verify_models(models_dir, roles)
+    if problems:
+        raise ModelIntegrityError(problems)

@@ -1,0 +1,134 @@
+"""What each model's int8 build does differently: range policy and fixed ranges.
+
+Fixed ranges are named by role and resolved to tensor names from the graph's
+structure (walking back from an output), not from name patterns: MediaPipe's
+fused tensor names mention unrelated layers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from edge.modelbuild import flatbuf
+from edge.modelbuild.ranges import RangeMethod, RangePolicy
+
+#: Ops a head passes through unchanged on its way to an output.
+_HEAD_MOVES = frozenset({"RESHAPE", "CONCATENATION"})
+
+
+@dataclass(frozen=True, slots=True)
+class FixedRange:
+    """``low``/``high`` for the tensors of an output head (or the logit before its sigmoid)."""
+
+    output: str
+    low: float
+    high: float
+    before_sigmoid: bool = False
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecipe:
+    role: str
+    source: str  # [sources.<name>] in the manifest
+    method: RangeMethod
+    percentile: float
+    input_range: tuple[float, float]
+    fixed: tuple[FixedRange, ...]
+    calibration: str  # "detector" (letterboxed frames) or "landmark" (crops)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": "static_wi8_ai8",
+            "weights": "int8 per-channel symmetric",
+            "activations": "int8 per-tensor asymmetric",
+            "io": "int8",
+            "activation_range": RangePolicy(self.method, self.percentile).describe(),
+            "input_range": list(self.input_range),
+            "fixed_ranges": {
+                (f"{f.output} logit" if f.before_sigmoid else f.output): [f.low, f.high]
+                for f in self.fixed
+            },
+        }
+
+
+RECIPES: dict[str, ModelRecipe] = {
+    "detector": ModelRecipe(
+        role="detector",
+        source="pose_detection",
+        method="minmax",
+        percentile=99.9,
+        input_range=(-1.0, 1.0),
+        fixed=(
+            FixedRange("Identity_1", -12.0, 12.0, why="score logits: sigmoid saturates beyond"),
+            FixedRange("Identity", -160.0, 160.0, why="box regressors (useful anchors: +-52)"),
+        ),
+        calibration="detector",
+    ),
+    "lite": ModelRecipe(
+        role="lite",
+        source="pose_landmark_lite",
+        method="percentile",
+        percentile=99.9,
+        input_range=(0.0, 1.0),
+        fixed=(FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),),
+        calibration="landmark",
+    ),
+    "full": ModelRecipe(
+        role="full",
+        source="pose_landmark_full",
+        method="percentile",
+        percentile=99.9,
+        input_range=(0.0, 1.0),
+        fixed=(FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),),
+        calibration="landmark",
+    ),
+}
+
+
+def head_tensors(model_bytes: bytes, output: str) -> tuple[list[str], str | None]:
+    """Tensors from ``output`` back through RESHAPE/CONCATENATION, and the LOGISTIC input
+    reached that way (if any)."""
+    model = flatbuf.read(model_bytes)
+    sg = model.subgraphs[0]
+    by_name = {flatbuf.tensor_name(t): i for i, t in enumerate(sg.tensors)}
+    if output not in by_name:
+        raise KeyError(f"no tensor named {output!r}")
+    producer = flatbuf.producers(model)
+    names: list[str] = []
+    logit: str | None = None
+    stack = [by_name[output]]
+    while stack:
+        index = stack.pop()
+        names.append(flatbuf.tensor_name(sg.tensors[index]))
+        pos = producer.get(index)
+        if pos is None:
+            continue
+        op = sg.operators[pos]
+        kind = flatbuf.op_name(model, op)
+        if kind == "RESHAPE":
+            stack.append(int(op.inputs[0]))
+        elif kind == "CONCATENATION":
+            stack.extend(int(i) for i in op.inputs)
+        elif kind == "LOGISTIC":
+            logit = flatbuf.tensor_name(sg.tensors[int(op.inputs[0])])
+    return names, logit
+
+
+def range_policy(recipe: ModelRecipe, prepared: bytes, input_name: str) -> RangePolicy:
+    """The recipe's policy with fixed ranges resolved to exact tensor names."""
+    overrides: list[tuple[str, float, float]] = [
+        (f"^{re.escape(input_name)}$", recipe.input_range[0], recipe.input_range[1])
+    ]
+    for fixed in recipe.fixed:
+        names, logit = head_tensors(prepared, fixed.output)
+        if fixed.before_sigmoid:
+            if logit is None:
+                raise ValueError(f"{fixed.output} is not produced by a sigmoid")
+            targets = [logit]
+        else:
+            targets = names
+        overrides += [(f"^{re.escape(n)}$", fixed.low, fixed.high) for n in targets]
+    return RangePolicy(recipe.method, recipe.percentile, tuple(overrides))
