@@ -124,17 +124,21 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = _no_progress) -
     unknown = [r for r in opts.roles if r not in RECIPES]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(RECIPES)}")
-    roles = ("detector", *[r for r in opts.roles if r != "detector"])
+    roles = tuple(sorted(set(opts.roles), key=list(RECIPES).index))
+    if not roles:
+        raise ValueError("no models to build")
 
     with _Timer(timings, "sources"):
         manifest = edge_models.read_manifest(manifest_dir)
-        needed = [RECIPES[r].source for r in roles]
+        needed = sorted({RECIPES[r].source for r in ("detector", *roles)})
         fetch_all(manifest_dir, needed, float_dir)
     with _Timer(timings, "read_frames"):
         files = frames.expand_inputs(list(opts.calibration))
         digest = frames.inputs_digest(files)
         all_frames = frames.read_frames(files, opts.frames_per_video)
-    float_paths = {r: float_dir / manifest.sources[RECIPES[r].source].file for r in roles}
+    float_paths = {
+        r: float_dir / manifest.sources[RECIPES[r].source].file for r in ("detector", *roles)
+    }
     with _Timer(timings, "prepare_detector"):
         det_original = float_paths["detector"].read_bytes()
         detector = float_detector_fn(det_original)
