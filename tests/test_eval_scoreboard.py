@@ -53,7 +53,7 @@ def test_evaluate_float_against_itself(
     # Same model files on both sides: equal up to run-to-run noise of the runtime.
     assert abs(board["pck_delta"]) <= 1.0
     assert board["keypoints"]["pck"]["total"] == 241
-    assert board["pck_float_percent"] >= 68.0  # float lite measured 71.4 with this protocol
+    assert board["pck_float_percent"] >= 68.0  # float lite measured 71.0 with this protocol
     dance = board["agreement"]["dance.mp4"]
     assert dance["frames"] == 24 and dance["frames_compared"] == 24
     assert dance["overall"]["mean"] <= 1e-4
