@@ -145,8 +145,10 @@ def build_pipeline(config: EdgeConfig) -> PosePipeline:
     except ValueError as exc:
         raise ConfigError(f"[pipeline]/[models]: {exc}") from None
     except ModelLoadError as exc:
-        missing = "not found" in str(exc)
-        raise StartupError(str(exc), EX_DATAERR if missing else 1) from None
+        # A missing or unloadable model file is a data error (65: a restart will not fix
+        # it); a delegate that cannot load (a Coral unplugged) may come back (1).
+        delegate = "delegate" in str(exc)
+        raise StartupError(str(exc), 1 if delegate else EX_DATAERR) from None
 
 
 # --- MQTT --------------------------------------------------------------------------------------
