@@ -270,6 +270,15 @@ def _total_frames(items: list[_Item]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        return _process(args)
+    except OSError as exc:  # a full disk, a folder that is not writable: one line, exit 1
+        name = exc.filename or args.output
+        print(f"edge-pose process: cannot write {name}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _process(args: argparse.Namespace) -> int:
     from edge.pose import PoseOptions, build_pipeline
     from edge.runtime import ModelLoadError
 
