@@ -43,3 +43,8 @@ def mediapipe_python() -> Path:
     if not MEDIAPIPE_PYTHON.is_file():
         pytest.fail(f"{MEDIAPIPE_PYTHON} missing: run `scripts/setup --dev`")
     return MEDIAPIPE_PYTHON
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--soak-frames N`: frames the soak tests feed the daemon (0: the CI size)."""
+    parser.addoption("--soak-frames", type=int, default=0, help="soak length in frames")
