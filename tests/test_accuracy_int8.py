@@ -53,7 +53,7 @@ def test_int8_lite_tracks_dance_close_to_mediapipe(
     parts = ", ".join(f"{k} {v.mean:.4f}/{v.p95:.4f}" for k, v in agr.by_part.items())
     message = f"int8 vs MediaPipe lite: mean {agr.mean:.4f}, p95 {agr.p95:.4f}; {parts}"
     assert agr.frames_compared >= 0.98 * agr.frames, message
-    # issue 3: <= 0.07 torso (a first int8 build measured 0.067; this build 0.055).
+    # issue 3: <= 0.07 torso (a first int8 build measured 0.067; models/ build 0.055).
     assert agr.mean <= 0.07, message
 
 
@@ -65,7 +65,7 @@ def test_int8_loses_little_pck_on_human_keypoints(shared_data: Path) -> None:
         f"vs float {float_score.pck.percent:.1f}; torso error int8 {int8_score.error.mean:.3f} "
         f"vs float {float_score.error.mean:.3f}"
     )
-    # The protocol itself: float lite measured 71.0 (171/241), int8 69.7 (168/241).
+    # The protocol itself: float lite measured 71.0 (171/241); int8 (first build) 72.6.
     assert float_score.pck.total == 241
     assert float_score.pck.percent >= 68.0, message
     # issue 3: int8 loses at most 3.5 points (a first int8 build lost 3.0).
