@@ -1,0 +1,311 @@
+"""The committed int8 models: fully int8, hashes match the manifest, corruption is caught."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge import models
+from edge.modelbuild import edgetpu, flatbuf, frames, prepare, quantize, ranges
+from edge.modelbuild.evaluate import detector_accuracy, landmark_accuracy
+from edge.modelbuild.sources import FetchError, fetch_all, fetch_source
+from edge.pose.crop import LANDMARK_RANGE, make_encoding
+
+ROLES = ("detector", "lite")
+
+
+def _edge_pose(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def manifest(models_dir: Path) -> models.Manifest:
+    return models.read_manifest(models_dir)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_committed_model_is_fully_int8(
+    models_dir: Path, manifest: models.Manifest, role: str
+) -> None:
+    """Every op reads and writes int8 activations, and every I/O tensor is int8.
+
+    No exceptions: LOGISTIC, RESIZE_BILINEAR, DEPTH_TO_SPACE and the requantising
+    QUANTIZE ops before the detector's CONCATENATIONs all run int8 -> int8. Only
+    constant operands (int32 biases, shapes, paddings) are not int8.
+    """
+    summary = flatbuf.summarize(flatbuf.read(models_dir / manifest.models[role].file))
+    assert len(summary.ops) > 50
+    not_int8 = [
+        (op.name, op.activation_types) for op in summary.ops if set(op.activation_types) != {"INT8"}
+    ]
+    assert not_int8 == []
+    assert [t.type_name for t in summary.inputs + summary.outputs] == ["INT8"] * (
+        len(summary.inputs) + len(summary.outputs)
+    )
+    assert "DEQUANTIZE" not in summary.op_counts()
+    assert "DENSIFY" not in summary.op_counts()
+
+
+def test_landmark_input_is_uint8_minus_128(models_dir: Path, manifest: models.Manifest) -> None:
+    """The lite model's int8 input is exactly the uint8 pixel - 128 (no float round trip)."""
+    summary = flatbuf.summarize(flatbuf.read(models_dir / manifest.models["lite"].file))
+    (inp,) = summary.inputs
+    enc = make_encoding(np.dtype(np.int8), LANDMARK_RANGE, inp.scale, inp.zero_point)
+    assert enc.kind == "xor128"
+
+
+def test_expected_ops(models_dir: Path, manifest: models.Manifest) -> None:
+    det = flatbuf.summarize(flatbuf.read(models_dir / manifest.models["detector"].file))
+    assert det.op_counts()["DEPTH_TO_SPACE"] == 3
+    assert det.op_counts()["CONV_2D"] == 45
+    lite = flatbuf.summarize(flatbuf.read(models_dir / manifest.models["lite"].file))
+    assert lite.op_counts()["LOGISTIC"] == 1
+    assert [t.shape for t in lite.outputs] == [
+        (1, 195),
+        (1, 1),
+        (1, 256, 256, 1),
+        (1, 64, 64, 39),
+        (1, 117),
+    ]
+
+
+def test_manifest_hashes_match_files(models_dir: Path, manifest: models.Manifest) -> None:
+    assert set(ROLES) <= set(manifest.models)
+    for entry in manifest.models.values():
+        path = models_dir / entry.file
+        assert models.sha256_file(path) == entry.sha256
+        assert path.stat().st_size == entry.size_bytes
+    assert models.verify_models(models_dir) == []
+    models.check_models(models_dir)
+
+
+def test_manifest_records_sources_and_recipe(manifest: models.Manifest) -> None:
+    assert manifest.sources["pose_detection"].registry == "pypi"
+    assert manifest.sources["pose_detection"].version == "0.10.14"
+    assert manifest.sources["pose_landmark_lite"].package == "@mediapipe/pose"
+    raw = manifest.raw["models"]["lite"]
+    assert raw["recipe"]["recipe"] == "static_wi8_ai8"
+    assert raw["recipe"]["io"] == "int8"
+    assert len(raw["calibration"]["digest_sha256"]) == 64
+    assert raw["source_sha256"] == manifest.sources["pose_landmark_lite"].sha256
+    assert "ai-edge-quantizer" in raw["tools"]
+
+
+def test_float_cache_matches_manifest_sources(
+    float_models_dir: Path, manifest: models.Manifest
+) -> None:
+    for src in manifest.sources.values():
+        assert models.sha256_file(float_models_dir / src.file) == src.sha256
+
+
+def test_fetch_is_idempotent(float_models_dir: Path, models_dir: Path) -> None:
+    """Files already present with the right hash are not fetched again (no network)."""
+    results = fetch_all(models_dir, ["pose_landmark_lite", "pose_detection"], float_models_dir)
+    assert [r.action for r in results] == ["present", "present"]
+
+
+def test_fetch_checksum_mismatch_is_a_clear_error(tmp_path: Path) -> None:
+    archive_dir = tmp_path / "sources"
+    archive_dir.mkdir()
+    member = tmp_path / "pose_landmark_lite.tflite"
+    member.write_bytes(b"not the model")
+    with tarfile.open(archive_dir / "mediapipe-pose-0.5.1675469404.tgz", "w:gz") as tf:
+        tf.add(member, arcname="package/pose_landmark_lite.tflite")
+    src = models.SourceArtifact(
+        "pose_landmark_lite",
+        "npm",
+        "@mediapipe/pose",
+        "0.5.1675469404",
+        "package/pose_landmark_lite.tflite",
+        "pose_landmark_lite.tflite",
+        "f" * 64,
+    )
+    with pytest.raises(FetchError, match=r"expected sha256 f{64}, got [0-9a-f]{64}"):
+        fetch_source(src, tmp_path / "float", archive_dir)
+    assert not (tmp_path / "float" / "pose_landmark_lite.tflite").exists()
+
+
+@pytest.fixture()
+def models_copy(tmp_path: Path, models_dir: Path) -> Path:
+    dst = tmp_path / "models"
+    shutil.copytree(models_dir, dst)
+    return dst
+
+
+def test_verify_detects_a_flipped_byte(models_copy: Path, manifest: models.Manifest) -> None:
+    entry = manifest.models["lite"]
+    path = models_copy / entry.file
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    problems = models.verify_models(models_copy)
+    assert [p.file for p in problems] == [entry.file]
+    (problem,) = problems
+    assert problem.expected_sha256 == entry.sha256
+    assert problem.actual_sha256 == models.sha256_file(path) != entry.sha256
+    assert "corrupt" in problem.message and "git checkout models/" in problem.message
+    with pytest.raises(models.ModelIntegrityError) as err:
+        models.check_models(models_copy, ("detector", "lite"))
+    assert entry.file in str(err.value)
+    models.check_models(models_copy, ("detector",))  # the intact one still passes
+
+    proc = _edge_pose("models", "verify", "--dir", str(models_copy))
+    assert proc.returncode == 1
+    assert entry.file in proc.stderr
+    assert f"expected sha256 {entry.sha256}" in proc.stderr
+    assert "edge-pose models build" in proc.stderr
+
+
+def test_verify_detects_a_missing_model(models_copy: Path, manifest: models.Manifest) -> None:
+    entry = manifest.models["detector"]
+    (models_copy / entry.file).unlink()
+    (problem,) = models.verify_models(models_copy)
+    assert problem.actual_sha256 is None
+    assert "missing" in problem.message and entry.sha256 in problem.message
+
+
+def test_verify_without_manifest(tmp_path: Path) -> None:
+    (problem,) = models.verify_models(tmp_path)
+    assert "manifest.toml" in problem.message
+    assert models.verify_models(tmp_path, ("lite",))[0].actual_sha256 is None
+
+
+def test_verify_cli_ok(models_dir: Path) -> None:
+    proc = _edge_pose("models", "verify", "--dir", str(models_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("ok ") == len(models.read_manifest(models_dir).models)
+
+
+def test_check_edgetpu_names_the_blockers(models_dir: Path, manifest: models.Manifest) -> None:
+    det = edgetpu.check_model(models_dir / manifest.models["detector"].file)
+    assert {i.op for i in det.issues} == {"DEPTH_TO_SPACE", "RESIZE_BILINEAR"}
+    assert sum(i.op == "DEPTH_TO_SPACE" for i in det.issues) == 3
+    lite = edgetpu.check_model(models_dir / manifest.models["lite"].file)
+    assert {(i.op, i.version) for i in lite.issues} == {("RESIZE_BILINEAR", 3)}
+    assert len(lite.issues) == 5
+    proc = _edge_pose("models", "check-edgetpu", str(models_dir / manifest.models["lite"].file))
+    assert proc.returncode == 1
+    assert "half_pixel_centers" in proc.stdout
+
+
+def test_check_edgetpu_flags_float_ops(float_models_dir: Path) -> None:
+    report = edgetpu.check_model(float_models_dir / "pose_landmark_lite.tflite")
+    reasons = {i.reason for i in report.issues}
+    assert any("FLOAT32" in r for r in reasons)
+    assert any(i.op == "DEQUANTIZE" for i in report.issues)
+
+
+def test_compile_edgetpu_says_when_the_compiler_is_missing() -> None:
+    if shutil.which("edgetpu_compiler"):
+        pytest.skip("edgetpu_compiler is installed here")
+    proc = _edge_pose("models", "compile-edgetpu")
+    assert proc.returncode == 69
+    assert "edgetpu_compiler is not installed" in proc.stderr
+
+
+def test_models_help_teaches() -> None:
+    proc = _edge_pose("models", "build", "--help")
+    assert proc.returncode == 0
+    assert "--calibration" in proc.stdout and "examples:" in proc.stdout
+
+
+def test_prepare_is_bit_exact(float_models_dir: Path) -> None:
+    """fp16 weights baked to fp32 constants: same outputs, no DEQUANTIZE, a signature."""
+    original = (float_models_dir / "pose_landmark_lite.tflite").read_bytes()
+    prepared = prepare.prepare_float_model(original)
+    prepare.check_bit_exact(original, prepared)
+    model = flatbuf.read(prepared)
+    assert "DEQUANTIZE" not in flatbuf.summarize(model).op_counts()
+    assert model.signatureDefs[0].signatureKey == b"serving_default"
+    # Negate the weights of the largest conv (the landmark head): the check must notice.
+    largest = max(model.buffers, key=lambda buf: 0 if buf.data is None else len(buf.data))
+    weights = -np.frombuffer(np.asarray(largest.data, np.uint8).tobytes(), np.float32)
+    largest.data = np.frombuffer(weights.tobytes(), np.uint8)
+    with pytest.raises(AssertionError, match="differs"):
+        prepare.check_bit_exact(original, flatbuf.to_bytes(model))
+
+
+def test_check_all_int8_rejects_float_model(float_models_dir: Path) -> None:
+    with pytest.raises(quantize.NotInt8Error, match="not fully int8"):
+        quantize.check_all_int8((float_models_dir / "pose_detection.tflite").read_bytes())
+
+
+def test_range_policy_overrides_and_percentile() -> None:
+    rng = np.random.default_rng(0)
+    stats = {"a": ranges._Stats(), "b": ranges._Stats()}
+    for st in stats.values():
+        for _ in range(10):
+            v = rng.normal(size=1000).astype(np.float32)
+            v[0] = 50.0  # one outlier per sample
+            st.minimum = min(st.minimum, float(v.min()))
+            st.maximum = max(st.maximum, float(v.max()))
+            st.sample_min.append(float(v.min()))
+            st.sample_max.append(float(v.max()))
+            st.values.append(v)
+    pol = ranges.RangePolicy("percentile", 99.0, (("^b$", -12.0, 12.0),))
+    out = ranges.choose_ranges(stats, pol)
+    assert out["b"] == (-12.0, 12.0)
+    assert 1.5 < out["a"][1] < 4.0  # the outlier is clipped
+    assert ranges.choose_ranges(stats, ranges.RangePolicy("minmax"))["a"][1] == 50.0
+    lo, hi = ranges.choose_ranges(stats, ranges.RangePolicy("mse"))["a"]
+    assert lo < 0 < hi
+
+
+def test_detector_accuracy_metrics() -> None:
+    boxes = np.zeros((2, 2254, 12), np.float32)
+    logits = np.full((2, 2254, 1), -10.0, np.float32)
+    logits[:, 7, 0] = 2.0
+    q_boxes = boxes.copy()
+    q_boxes[:, 7, :2] = [3.0, 4.0]
+    q_logits = logits.copy()
+    q_logits[1, 7, 0] = 0.0
+    acc = detector_accuracy(boxes, logits, q_boxes, q_logits)
+    assert acc.box_center_px_mean == pytest.approx(5.0)
+    assert acc.top_score_abs_diff_max == pytest.approx(1 / (1 + np.exp(-2.0)) - 0.5, abs=1e-6)
+    assert acc.detection_agreement == 0.5  # sigmoid(0) = 0.5 is not a detection
+
+
+def test_landmark_accuracy_metrics() -> None:
+    lm = np.zeros((3, 195), np.float32)
+    q = lm.copy().reshape(3, 39, 5)
+    q[:, 0, 0] = 33.0  # nose off by 33 px -> face group mean 3 px, overall 1 px
+    world = np.zeros((3, 117), np.float32)
+    flag = np.array([[0.9], [0.9], [0.1]], np.float32)
+    q_flag = np.array([[0.9], [0.4], [0.1]], np.float32)
+    is_person = np.array([True, True, False])
+    acc = landmark_accuracy(
+        float_landmarks=lm,
+        float_world=world,
+        float_flag=flag,
+        int8_landmarks=q.reshape(3, 195),
+        int8_world=world,
+        int8_flag=q_flag,
+        is_person=is_person,
+    )
+    assert acc.mean_px == pytest.approx(1.0)
+    assert acc.by_part_px["face"] == pytest.approx(3.0)
+    assert acc.flag_agreement_person == 0.5
+    assert acc.flag_agreement_non_person == 1.0
+
+
+def test_calibration_inputs(tmp_path: Path, shared_data: Path) -> None:
+    with pytest.raises(frames.CalibrationInputError, match="no such file"):
+        frames.expand_inputs([tmp_path / "nope.mp4"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(frames.CalibrationInputError, match="no images or videos"):
+        frames.expand_inputs([tmp_path / "empty"])
+    images = shared_data / "images"
+    files = frames.expand_inputs([images])
+    assert files == sorted(files) and all(f.suffix in {".jpg", ".jpeg", ".png"} for f in files)
+    read = frames.read_frames(files, frames_per_video=5)
+    assert len(read) == len(files)
+    assert sum(f.held_out for f in read) == len(files) // frames.HOLDOUT_EVERY
+    assert frames.inputs_digest(files) == frames.inputs_digest(list(files))
