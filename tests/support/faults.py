@@ -74,8 +74,12 @@ def daemon_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def small_clip(src: Path, dst: Path, width: int = 192, frames: int = 120) -> Path:
-    """The first ``frames`` frames of a real clip, downscaled to ``width`` (cheap to decode)."""
+def small_clip(
+    src: Path, dst: Path, width: int = 192, frames: int = 120, fps: float = 30.0
+) -> Path:
+    """The first ``frames`` frames of a real clip, downscaled to ``width`` (cheap to decode),
+    written at ``fps`` (a high rate with ``realtime`` paces capture near what inference does,
+    so the capture thread does not burn a core decoding frames that are then dropped)."""
     cap = cv2.VideoCapture(str(src))
     writer: Any = None
     try:
@@ -87,7 +91,7 @@ def small_clip(src: Path, dst: Path, width: int = 192, frames: int = 120) -> Pat
             height = round(bgr.shape[0] * width / bgr.shape[1]) // 2 * 2
             if writer is None:
                 fourcc = cv2.VideoWriter.fourcc(*"mp4v")
-                writer = cv2.VideoWriter(str(dst), fourcc, 30.0, (width, height))
+                writer = cv2.VideoWriter(str(dst), fourcc, fps, (width, height))
             writer.write(cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA))
             written += 1
     finally:
