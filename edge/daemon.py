@@ -21,6 +21,7 @@ The daemon builds nothing itself: a :class:`PartsFactory` (``edge.app``) does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -116,8 +117,14 @@ def state_file_path(config: EdgeConfig, env: Mapping[str, str]) -> Path | None:
 def write_state_file(path: Path, record: Mapping[str, Any]) -> None:
     """Write atomically (temp file + rename) so `edge-pose status` never reads half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(record, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        # Leave no half-written temp file behind (a full disk stays as full as it was).
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def summary_line(stats: Mapping[str, Any]) -> str:
@@ -155,6 +162,7 @@ class Daemon:
         self._notifier = notifier or Notifier.from_env(self._env)
         self._clock_ns = clock_ns
         self._stop = threading.Event()
+        self._exit_status = 0
         self._reload = threading.Event()
         self._parts: _Parts | None = None
         self._started_ns = clock_ns()
@@ -173,6 +181,7 @@ class Daemon:
         self._dropped_base = 0
         self._faults_base = 0
         self._last_stats: dict[str, Any] = {}
+        self._state_file_failing = False
 
     # -- signals -------------------------------------------------------------------
 
@@ -217,7 +226,7 @@ class Daemon:
             self._loop()
         finally:
             self._shutdown()
-        return 0
+        return self._exit_status
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -230,6 +239,7 @@ class Daemon:
                 error = getattr(parts.capture, "error", None)
                 if error is not None:
                     logger.error("source failed for good: %s; stopping", error)
+                    self._exit_status = 1  # systemd restarts us (Restart=on-failure)
                 else:
                     logger.info("source ended (set source.loop = true to repeat a file); stopping")
                 self._stop.set()
@@ -346,7 +356,18 @@ class Daemon:
             try:
                 write_state_file(path, record)
             except OSError as exc:
-                logger.warning("cannot write the state file %s: %s", path, exc)
+                if not self._state_file_failing:  # once, not every interval
+                    logger.warning(
+                        "cannot write the state file %s: %s; retrying every %.0f s",
+                        path,
+                        exc,
+                        self.loaded.config.stats.interval_s,
+                    )
+                self._state_file_failing = True
+            else:
+                if self._state_file_failing:
+                    logger.info("state file %s written again", path)
+                self._state_file_failing = False
 
     # -- building and reloading -------------------------------------------------------------
 
@@ -392,27 +413,57 @@ class Daemon:
             changed.add("mqtt")
         logger.info("reload: changed sections: %s", ", ".join(sorted(changed)) or "none")
         self._reloads += 1
+        steps: list[tuple[tuple[str, ...], Callable[[], None]]] = [
+            (("log",), lambda: self._apply_logging(new.config)),
+            (("pipeline", "models"), lambda: self._rebuild_pipeline(parts, new)),
+            (("mqtt",), lambda: self._restart_mqtt(parts, old, new)),
+            (("source",), lambda: self._restart_capture(parts, old, new)),
+        ]
+        failed: set[str] = set()
+        for sections, step in steps:
+            if not changed.intersection(sections):
+                continue
+            try:
+                step()
+            except (ConfigError, StartupError) as exc:
+                failed.update(sections)
+                logger.error(
+                    "reload: [%s] not applied, still running the old: %s", sections[0], exc
+                )
+            except Exception:
+                failed.update(sections)
+                logger.exception("reload: [%s] failed", sections[0])
+        # What runs now: the new config, except the sections that could not be applied.
+        if failed:
+            kept = {name: getattr(old.config, name) for name in failed}
+            password = old.mqtt_password if "mqtt" in failed else new.mqtt_password
+            new = LoadedConfig(
+                new.config.model_copy(update=kept), password, new.path, new.password_origin
+            )
         self.loaded = new
+        applied = sorted(changed - failed)
+        self._notifier.ready(f"reloaded ({', '.join(applied) or 'no changes applied'})")
+
+    def _rebuild_pipeline(self, parts: _Parts, new: LoadedConfig) -> None:
+        parts.pipeline = self._factory.pipeline(new.config)
+        logger.info("reload: new pipeline built")
+
+    def _restart_capture(self, parts: _Parts, old: LoadedConfig, new: LoadedConfig) -> None:
+        """New source; when it cannot start, go back to the old one rather than stop."""
+        capture = self._factory.capture(new.config)  # a bad uri raises before anything stops
+        self._dropped_base += parts.capture.frames_dropped
+        self._faults_base += parts.capture.faults
+        parts.capture.stop(timeout_s=STOP_CAPTURE_TIMEOUT_S)
         try:
-            if "log" in changed:
-                self._apply_logging(new.config)
-            if changed & {"pipeline", "models"}:
-                parts.pipeline = self._factory.pipeline(new.config)
-                logger.info("reload: new pipeline built")
-            if "mqtt" in changed:
-                self._restart_mqtt(parts, old, new)
-            if "source" in changed:
-                self._dropped_base += parts.capture.frames_dropped
-                self._faults_base += parts.capture.faults
-                parts.capture.stop()
-                parts.capture = self._factory.capture(new.config)
-                _start_capture(parts.capture, new.config)
-                logger.info("reload: source restarted")
+            _start_capture(capture, new.config)
         except (ConfigError, StartupError) as exc:
-            logger.error("reload: %s; keeping the running parts where possible", exc)
-        except Exception:
-            logger.exception("reload failed")
-        self._notifier.ready(f"reloaded ({', '.join(sorted(changed)) or 'no changes'})")
+            logger.error("reload: the new source cannot start (%s); back to the old one", exc)
+            capture = self._factory.capture(old.config)
+            _start_capture(capture, old.config)
+            parts.capture = capture
+            return
+        parts.capture = capture
+        logger.info("reload: source restarted")
 
     def _restart_mqtt(self, parts: _Parts, old: LoadedConfig, new: LoadedConfig) -> None:
         o, n = old.config.mqtt, new.config.mqtt
@@ -424,13 +475,14 @@ class Daemon:
                 or old.mqtt_password != new.mqtt_password
             )
         )
+        publisher = self._factory.publisher(new)  # bad settings raise before anything stops
         parts.publisher.stop(clean=True)
         if broker_changed:
             if parts.broker is not None:
                 parts.broker.stop()
                 parts.broker = None
             parts.broker = self._factory.broker(new)
-        parts.publisher = self._factory.publisher(new)
+        parts.publisher = publisher
         parts.publisher.start()
         logger.info("reload: new publisher for %s", n.url or "the embedded broker")
 
