@@ -4,16 +4,20 @@ checkout lookup."""
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.against import compare
 from bench.cli import missing_model, parse_threads, plan
 from bench.machine import machine_info, snapshot
+from bench.report import REPORT_KEYS, RUN_KEYS
 from bench.stats import rolling_fps, sigma_clip, summarise_ns
 from edge.commands import bench as bench_command
+from tests.conftest import REPO
 
 
 def test_summary_of_known_durations() -> None:
@@ -119,3 +123,23 @@ def test_matrix_skips_configurations_without_model_files(
     assert reasons["lite-float-cpu-t1"] is None  # the float originals are in the cache
     edgetpu = replace(configs[0], delegate="edgetpu", precision="float")
     assert "edgetpu" in (missing_model(edgetpu) or "")
+
+
+def test_reference_results_are_complete_and_labelled() -> None:
+    """Every file in bench/results/ is a full report that --against can use."""
+    files = sorted((REPO / "bench" / "results").glob("*.json"))
+    assert files, "bench/results/ holds no reference report"
+    for path in files:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        for key in REPORT_KEYS:
+            assert key in report, (path.name, key)
+        for run in report["runs"]:
+            for key in RUN_KEYS:
+                assert key in run, (path.name, run.get("label"), key)
+        assert compare(report, report)["regressions"] == 0
+        is_pi = report["machine"]["is_raspberry_pi"]
+        assert is_pi == path.name.startswith("raspberry-pi"), path.name
+    dev = json.loads((REPO / "bench" / "results" / "x86-2core-dev.json").read_text("utf-8"))
+    assert "NOT a Raspberry Pi" in dev["reference_note"]
+    lite = [r for r in dev["runs"] if r["label"].startswith("lite-int8-cpu")]
+    assert lite and all("ratios" in r and "overhead_ratio" in r for r in lite)
