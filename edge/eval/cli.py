@@ -53,6 +53,10 @@ def register_evaluate(models_subparsers: Any) -> argparse.ArgumentParser:
         metavar="PATH",
         help="development clip, relative to --data (repeatable; default video/dance.mp4)",
     )
+    p.add_argument(
+        "--sets",
+        help="keypoint sets to score, comma-separated (default: aic,crowdpose,mpii,ochuman)",
+    )
     p.add_argument("--max-frames", type=int, help="use only the first N frames of each clip")
     p.add_argument(
         "--threads", default="1,2", help="thread counts for latency, comma-separated (default 1,2)"
@@ -68,6 +72,7 @@ def register_evaluate(models_subparsers: Any) -> argparse.ArgumentParser:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from edge import models
+    from edge.eval.keypoints import DATASETS
     from edge.eval.scoreboard import (
         DEFAULT_CLIPS,
         render_markdown,
@@ -75,6 +80,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         scoreboard_to_dict,
     )
 
+    unknown = [name for name in (args.sets or "").split(",") if name and name not in DATASETS]
+    if unknown:
+        print(
+            f"edge-pose models evaluate: --sets: unknown {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(DATASETS))})",
+            file=sys.stderr,
+        )
+        return 64
     detector = args.detector or models.model_path("detector", "int8")
     landmark = args.landmark or models.model_path("lite", "int8")
     for label, path in (("detector", detector), ("landmark", landmark)):
@@ -94,6 +107,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         name=args.name,
         data_dir=args.data,
         clips=tuple(args.clips or DEFAULT_CLIPS),
+        keypoint_sets=tuple(args.sets.split(",")) if args.sets else None,
         max_frames=args.max_frames,
         threads=threads,
         latency_invokes=args.invokes,

@@ -168,6 +168,7 @@ def score_candidate(
     name: str | None = None,
     data_dir: Path | None = None,
     clips: Sequence[str] = DEFAULT_CLIPS,
+    keypoint_sets: Sequence[str] | None = None,
     max_frames: int | None = None,
     threads: Sequence[int] = (1, 2),
     latency_invokes: int = 30,
@@ -175,15 +176,20 @@ def score_candidate(
     float_landmark_path: Path | None = None,
     factory: PipelineFactory = pipeline_for_models,
     flags: bool = True,
+    max_nonperson_crops: int = 64,
     progress: bool = False,
 ) -> Scoreboard:
-    """Score a candidate detector/landmark pair against the float lite pair, in one run."""
+    """Score a candidate detector/landmark pair against the float lite pair, in one run.
+
+    ``keypoint_sets`` limits the keypoint folders (default: all of
+    :data:`edge.eval.keypoints.DATASETS`); ``max_frames`` the frames per clip.
+    """
     data = Path(data_dir or default_data_dir())
     fdet = Path(float_detector_path or model_paths.model_path("detector", "float"))
     flm = Path(float_landmark_path or model_paths.model_path("lite", "float"))
     det, lm = Path(detector_path), Path(landmark_path)
 
-    persons = load_keypoint_sets(data / "keypoints")
+    persons = load_keypoint_sets(data / "keypoints", keypoint_sets)
     static_c = factory(det, lm, True, KEYPOINT_NUM_POSES)
     static_f = factory(fdet, flm, True, KEYPOINT_NUM_POSES)
     kp_c = score_keypoints(persons, lambda rgb: static_c.process(rgb, 0))
@@ -206,7 +212,7 @@ def score_candidate(
     flags_person = flags_nonperson = None
     if flags:
         pcrops = person_crops(persons, clip_samples)
-        ncrops = nonperson_crops(data)
+        ncrops = nonperson_crops(data, max_nonperson_crops)
         flags_person = flag_agreement(pose_flags(lm, pcrops), pose_flags(flm, pcrops))
         flags_nonperson = flag_agreement(pose_flags(lm, ncrops), pose_flags(flm, ncrops))
 
