@@ -483,8 +483,12 @@ def _merge(base: dict[str, Any], top: Mapping[str, Mapping[str, Any]]) -> dict[s
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for section, values in top.items():
         current = merged.get(section)
-        if not isinstance(current, dict):
+        if current is None:
             current = {}
+        elif not isinstance(current, dict):  # an override must not hide `mqtt = 5`
+            raise ConfigError(
+                f"{section} = {_format_value(current)}: must be a table ([{section}] section)"
+            )
         current.update(values)
         merged[section] = current
     return merged
@@ -502,6 +506,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is a directory") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
 
 
 def validate(
