@@ -377,11 +377,13 @@ class Daemon:
         broker = self._factory.broker(loaded)
         publisher: Publisher | None = None
         try:
+            self._notifier.status("starting: loading and checking the models")
             pipeline = self._factory.pipeline(config)
             if self._stop.is_set():
                 raise _StoppedDuringStartupError
             publisher = self._factory.publisher(loaded)
             publisher.start()
+            self._notifier.status("starting: opening the source, waiting for the first frame")
             _start_capture(capture, config)
         except _StoppedDuringStartupError:
             if publisher is not None:

@@ -121,8 +121,11 @@ def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(
         text=True,
     )
     try:
-        # No frame yet: the daemon must not claim to be ready (nor ping).
-        time.sleep(4.0)
+        # No frame yet: the daemon gets as far as waiting for one, and must not claim to
+        # be ready (nor ping) while it waits.
+        waiting = "STATUS=starting: opening the source, waiting for the first frame"
+        assert notify_socket.wait_for(lambda: notify_socket.count(waiting) == 1, 90)
+        time.sleep(3.0)
         assert proc.poll() is None
         assert notify_socket.count("READY=1") == 0
         assert notify_socket.count("WATCHDOG=1") == 0
