@@ -252,6 +252,13 @@ def to_markdown(report: dict[str, Any]) -> str:
                     verdict("peak_rss"),
                 ],
                 [
+                    "start-up to first landmarks s",
+                    _f(best["startup"].get("first_landmarks_s")),
+                    _f(mp.get("first_landmarks_s")),
+                    "",
+                    "",
+                ],
+                [
                     "frames with a pose",
                     str(best["frames_with_pose"]),
                     str(mp["frames_with_pose"]),
