@@ -55,11 +55,31 @@ def test_id_stability_detects_a_swap_and_a_new_id() -> None:
         _frame([2, 1], [113, 316]),
     ]
     res = id_stability(frames, expected_count=3)
-    assert res.transitions == 5  # pairs touching the empty frame are not compared
+    assert res.transitions == 6  # all but the first and the empty frame
     assert res.switch_transitions == 2
-    assert res.stable_fraction == pytest.approx(3 / 5)
+    assert res.stable_fraction == pytest.approx(4 / 6)
     assert res.frames_with_expected_count == 5
     assert res.distinct_ids == 4
+
+
+def test_id_stability_sees_a_track_recreated_after_a_gap() -> None:
+    frames = [
+        _frame([1, 2], [100, 300]),
+        _frame([1], [101]),  # track 2 lost for two frames
+        _frame([1], [102]),
+        _frame([1, 5], [103, 302]),  # ... and back under a new id
+        _frame([1, 5], [104, 303]),
+    ]
+    res = id_stability(frames, expected_count=2)
+    assert (res.transitions, res.switch_transitions) == (4, 1)
+    assert res.distinct_ids == 3
+    # a newcomer far from every known id is not a switch when gated
+    gated = id_stability(frames, gate_px=50.0)
+    assert gated.switch_transitions == 1
+    far = [*frames[:3], _frame([1, 5], [103, 900])]
+    assert id_stability(far, gate_px=50.0).switch_transitions == 0
+    # beyond the memory, a returning person under a new id is a newcomer
+    assert id_stability(frames, memory_frames=1).switch_transitions == 0
 
 
 def test_match_nearest_respects_gate_and_one_to_one() -> None:

@@ -1,8 +1,10 @@
 """Id stability of multi-person tracks, without identity labels.
 
-Consecutive frames are matched by the people's torso centres (greedy, nearest
-first, within a gate); a matched pair whose track ids differ is an id switch
-(a swap between two people, or a track dropped and re-created with a new id).
+Each frame's tracks are matched by torso centre (greedy, nearest first, within
+a gate) to the last known centres of the ids seen in the previous
+``memory_frames`` frames; a matched pair whose ids differ is an id switch: two
+people swapping ids, or a track dropped and re-created with a new id (also
+across a few frames without that track).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ class TrackedFrame:
 @dataclass(frozen=True, slots=True)
 class IdStability:
     frames: int
-    #: Consecutive frame pairs where both frames have at least one track.
+    #: Frames with at least one track and at least one recently seen id to match.
     transitions: int
-    #: Transitions with at least one id switch.
+    #: Of those, frames with at least one id switch.
     switch_transitions: int
     #: Frames with exactly the expected number of tracks (when given).
     frames_with_expected_count: int
@@ -77,28 +79,29 @@ def id_stability(
     frames: Sequence[TrackedFrame],
     expected_count: int | None = None,
     gate_px: float = float("inf"),
+    memory_frames: int = 30,
 ) -> IdStability:
-    """Count id switches between consecutive frames of a multi-person track stream."""
+    """Count frames with id switches in a multi-person track stream."""
     transitions = switches = 0
-    ids_seen: set[int] = set()
     expected_frames = 0
+    #: id -> (last centre, frame index)
+    last_seen: dict[int, tuple[NDArray[np.float64], int]] = {}
     for t, frame in enumerate(frames):
-        ids_seen.update(int(i) for i in frame.ids)
         if expected_count is not None and len(frame.ids) == expected_count:
             expected_frames += 1
-        if t == 0:
-            continue
-        prev = frames[t - 1]
-        if len(prev.ids) == 0 or len(frame.ids) == 0:
-            continue
-        transitions += 1
-        pairs = match_nearest(prev.centres_px, frame.centres_px, gate_px)
-        if any(int(prev.ids[i]) != int(frame.ids[j]) for i, j in pairs):
-            switches += 1
+        recent = [(i, c) for i, (c, seen) in last_seen.items() if t - seen <= memory_frames]
+        if len(frame.ids) and recent:
+            transitions += 1
+            known = np.stack([c for _, c in recent])
+            pairs = match_nearest(known, frame.centres_px, gate_px)
+            if any(recent[i][0] != int(frame.ids[j]) for i, j in pairs):
+                switches += 1
+        for track_id, centre in zip(frame.ids, frame.centres_px, strict=True):
+            last_seen[int(track_id)] = (np.asarray(centre, dtype=np.float64), t)
     return IdStability(
         frames=len(frames),
         transitions=transitions,
         switch_transitions=switches,
         frames_with_expected_count=expected_frames,
-        distinct_ids=len(ids_seen),
+        distinct_ids=len(last_seen),
     )
