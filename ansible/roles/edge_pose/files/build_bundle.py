@@ -16,11 +16,13 @@ import argparse
 import filecmp
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 #: 1980-01-01: the earliest time a zip archive can store.
@@ -28,11 +30,12 @@ EPOCH = "315532800"
 SOURCE_ITEMS = ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md", "LICENSE")
 
 
-def _run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"build_bundle: failed ({proc.returncode}): {' '.join(cmd)}")
+    return proc.stdout
 
 
 def build_wheel(src: Path, tmp: Path) -> Path:
@@ -64,14 +67,41 @@ def platform_tags(machine: str, glibc: str) -> list[str]:
     return tags
 
 
-def download(wheel: Path, key: str, dest: Path) -> None:
+def requirements(wheel: Path) -> list[str]:
+    """The wheel's Requires-Dist lines (what decides its dependencies)."""
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        text = zf.read(name).decode("utf-8")
+    return sorted(line for line in text.splitlines() if line.startswith("Requires-Dist:"))
+
+
+def download(wheel: Path, key: str, dest: Path, refresh: bool) -> list[Path]:
+    """Every wheel ``wheel`` needs on platform ``key``, kept in ``dest`` between runs.
+
+    The resolution is remembered with the requirements it was made for, so re-runs
+    reuse it without asking the index; ``refresh`` resolves again (newer releases).
+    """
+    record = dest / "resolution.json"
+    wanted = requirements(wheel)
+    if record.is_file() and not refresh:
+        saved = json.loads(record.read_text(encoding="utf-8"))
+        files = [dest / n for n in saved["files"]]
+        if saved["requires"] == wanted and all(f.is_file() for f in files):
+            return [*files, wheel]
     machine, pytag, glibc = key.split("-")
     version = f"{pytag[2]}.{pytag[3:]}"
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(dest)]
+    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "-d", str(dest)]
     for tag in platform_tags(machine, glibc.removeprefix("glibc")):
         cmd += ["--platform", tag]
     cmd += ["--python-version", version, "--implementation", "cp", "--abi", pytag, str(wheel)]
-    _run(cmd)
+    out = _run(cmd)
+    # pip names each file of the resolution: "Saved X" or "File was already downloaded X".
+    names = set(re.findall(r"^(?:Saved|File was already downloaded) (\S+\.whl)$", out, re.M))
+    files = sorted(dest / Path(n).name for n in names if Path(n).name != wheel.name)
+    (dest / wheel.name).unlink(missing_ok=True)
+    saved = {"requires": wanted, "files": [f.name for f in files]}
+    record.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+    return [*files, wheel]
 
 
 def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -101,6 +131,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where bundles are kept")
     parser.add_argument("--platform", action="append", default=[], help="MACHINE-cpXY-glibcA.B")
     parser.add_argument("--wheelhouse", action="store_true", help="bundle the dependencies too")
+    parser.add_argument("--refresh", action="store_true", help="resolve the dependencies again")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     changed = False
@@ -111,9 +142,7 @@ def main() -> None:
         for key in sorted(set(args.platform)):
             files = [wheel]
             if args.wheelhouse:
-                dest = tmp / f"wheelhouse-{key}"
-                download(wheel, key, dest)
-                files = [p for p in dest.iterdir() if p.suffix == ".whl"]
+                files = download(wheel, key, args.out / f"wheelhouse-{key}", args.refresh)
             target = args.out / f"edge-pose-{key}{'' if args.wheelhouse else '-nodeps'}.tar"
             changed |= write_bundle(files, target)
             bundles[key] = str(target)
