@@ -16,6 +16,7 @@ METRICS: dict[str, tuple[tuple[str, ...], bool, bool]] = {
     "overhead_ratio.cpu": (("overhead_ratio", "cpu"), False, False),
     "ratios.throughput": (("ratios", "throughput"), True, False),
     "ratios.cpu_per_frame": (("ratios", "cpu_per_frame"), False, False),
+    "ratios.throughput_paired_median": (("ratios", "throughput_paired_median"), True, False),
     "ratios.peak_rss": (("ratios", "peak_rss"), False, False),
     "detector.per_100_frames": (("detector", "per_100_frames"), False, False),
     "agreement.mean_torso": (("agreement", "mean_torso"), False, False),

@@ -231,6 +231,20 @@ def to_markdown(report: dict[str, Any]) -> str:
                     verdict("cpu_per_frame"),
                 ],
                 [
+                    "throughput, frame-paired median",
+                    "",
+                    "",
+                    _f(ratios.get("throughput_paired_median")),
+                    "",
+                ],
+                [
+                    "CPU per frame, frame-paired median",
+                    "",
+                    "",
+                    _f(ratios.get("cpu_per_frame_paired_median")),
+                    "",
+                ],
+                [
                     "latency p50 ms",
                     _f(best["pipeline"]["p50_ms"]),
                     _f(mp["pipeline"]["p50_ms"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import statistics
 import struct
 import subprocess
 import sys
@@ -134,6 +135,10 @@ def test_mediapipe_side_by_side(bench_run: tuple[Path, dict[str, Any]]) -> None:
     assert ratios["peak_rss"] == pytest.approx(
         run["memory"]["peak_rss_mb"] / mp["peak_rss_mb"], rel=1e-3
     )
+    ours = run["samples_ms"]["pipeline"]
+    assert len(ours) == len(mp["samples_ms"]) == FRAMES - WARMUP
+    paired = statistics.median(m / o for m, o in zip(mp["samples_ms"], ours, strict=True))
+    assert ratios["throughput_paired_median"] == pytest.approx(paired, rel=1e-2)
     ag = run["agreement"]
     assert ag["frames_compared"] == FRAMES
     # float lite is a faithful re-implementation of MediaPipe's lite solution
