@@ -54,6 +54,8 @@ AUTH_FAILURE_CODES = frozenset({0x86, 0x87, 0x8A, 0x8C})
 #: Payloads on ``homeassistant/status`` longer than this are ignored unread.
 MAX_STATUS_PAYLOAD_BYTES = 64
 _SEND_BATCH = 64
+#: Re-announcements on ``homeassistant/status`` are logged at most this often (seconds).
+ANNOUNCE_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class PublisherCounters:
     last_error: str | None
     connects: int
     disconnects: int
+    #: Connection attempts that failed (network, TLS or refused by the broker).
+    connect_failures: int
     pose_enqueued: int
     pose_sent: int
     #: Pose messages lost: queue overflow while the broker was away, plus QoS 0
@@ -104,6 +108,7 @@ class Publisher:
         self._last_error: str | None = None
         self._connects = 0
         self._disconnects = 0
+        self._connect_failures = 0
         self._pose_sent = 0
         self._pose_lost_in_flight = 0
         self._pose_rate_limited = 0
@@ -111,6 +116,7 @@ class Publisher:
         self._encode_errors = 0
         self._outage_started: float | None = None
         self._outage_drops_logged = False
+        self._announce_logged_s = -math.inf
         # producer-side state (frame loop only)
         self._last_count: int | None = None
         self._pose_due_ns: int | None = None
@@ -260,6 +266,7 @@ class Publisher:
                 last_error=self._last_error,
                 connects=self._connects,
                 disconnects=self._disconnects,
+                connect_failures=self._connect_failures,
                 pose_enqueued=self._outbox.pose_enqueued,
                 pose_sent=self._pose_sent,
                 pose_dropped=self._outbox.pose_dropped + self._pose_lost_in_flight,
@@ -343,6 +350,8 @@ class Publisher:
         try:
             if reason.is_failure:
                 code = int(reason.value)
+                with self._lock:
+                    self._connect_failures += 1
                 if code in AUTH_FAILURE_CODES:
                     with self._lock:
                         self._auth_failed = True
@@ -410,9 +419,7 @@ class Publisher:
                 )
             else:  # the TCP connection opened but no CONNACK came: closed or timed out
                 with self._lock:
-                    first = self._last_error is None or not self._last_error.startswith(
-                        "handshake"
-                    )
+                    first = self._last_error is None or not self._last_error.startswith("handshake")
                     self._last_error = f"handshake with {self.settings.url} failed: {reason}"
                 if first:
                     log.warning(
@@ -430,6 +437,7 @@ class Publisher:
             exc = sys.exc_info()[1]
             why = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
             with self._lock:
+                self._connect_failures += 1
                 first = self._last_error is None or not self._last_error.startswith(
                     "cannot connect"
                 )
@@ -453,7 +461,10 @@ class Publisher:
                 return
             text = bytes(payload).decode("utf-8", errors="replace").strip().lower()
             if message.topic == discovery.status_topic(self.settings) and text == ONLINE:
-                log.info("MQTT: Home Assistant is online: re-announcing discovery and state")
+                now = time.monotonic()
+                if now - self._announce_logged_s >= ANNOUNCE_LOG_INTERVAL_S:  # no log floods
+                    self._announce_logged_s = now
+                    log.info("MQTT: Home Assistant is online: re-announcing discovery and state")
                 self._republish_state(include_availability=True)
             elif log.isEnabledFor(logging.DEBUG):
                 log.debug("MQTT: ignoring %r on %s", payload[:32], message.topic)

@@ -309,7 +309,11 @@ class MqttRecorder:
             raise RuntimeError(f"recorder could not connect to port {port}")
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if not reason.is_failure:
+        if reason.is_failure:
+            return
+        if flags.session_present:
+            self.connected.set()  # the broker kept our subscriptions (persistent session)
+        else:
             # `connected` is set on SUBACK, so no message published after it is missed.
             client.subscribe([(t, 1) for t in self._topics])
 
