@@ -265,3 +265,31 @@ def test_property_topics_cannot_escape_their_base(topic: str) -> None:
         levels = cfg.mqtt.base_topic.split("/")
         assert all(level and level not in (".", "..") for level in levels)
         assert not any(c in cfg.mqtt.base_topic for c in "#+\0 ")
+
+
+_env_names = st.builds(
+    lambda section, key: f"EDGE_POSE_{section.upper()}__{key.upper()}",
+    st.sampled_from([*SECTIONS, "bogus"]),
+    _keys,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_env_names, st.text(max_size=20), max_size=4))
+def test_property_env_overrides_never_crash(env: dict[str, str]) -> None:
+    """Any EDGE_POSE_* values: a config, or a ConfigError naming a variable it came from."""
+    try:
+        cfg = load_config(None, env=env, read_secrets=False).config
+    except ConfigError as exc:
+        message = str(exc)
+        dotted = [n.removeprefix("EDGE_POSE_").lower().replace("__", ".") for n in env]
+        assert any(n in message for n in env) or any(d in message for d in dotted), message
+    else:
+        assert isinstance(cfg, EdgeConfig)
+
+
+def test_show_escapes_strings_so_the_output_reads_back(tmp_path: Path) -> None:
+    odd = 'we"ird\\path\nwith\tcontrol\x7f and ünïcode'
+    loaded = load_config(None, env={}, overrides={"source": {"uri": odd}})
+    shown = to_toml(loaded)
+    assert tomllib.loads(shown)["source"]["uri"] == odd
