@@ -101,6 +101,7 @@ def _replace(path: Path) -> None:
         ("missing", True, r"cannot start: model (\S+) is missing \(expected sha256 [0-9a-f]{64}"),
         ("truncated", False, r"cannot start: cannot load (\S+): "),
     ],
+    ids=["truncated", "replaced", "missing", "truncated-unverified"],
 )
 def test_corrupt_model_at_start_exits_65_naming_the_file(
     tmp_path: Path, clip: Path, fault: str, verify: bool, line: str
