@@ -27,8 +27,10 @@ is published, exit 0); SIGHUP reloads the config, restarting only the parts
 whose section changed. Under systemd (Type=notify) it reports READY=1 after the
 first frame, STATUS= lines, and watchdog pings only while frames flow.
 
-Exit status: 0 stopped cleanly, 78 configuration error (names the key),
-65 a model file is missing or corrupt, 1 any other start-up failure.
+Exit status: 0 stopped cleanly (or a file source ended), 78 configuration
+error (names the key), 65 a model file is missing or corrupt, 1 anything else
+(a camera missing or busy, a source that failed for good): systemd restarts
+only on 1.
 The MQTT password is never a flag: use mqtt.password_file or the systemd
 credential mqtt-password.
 """
