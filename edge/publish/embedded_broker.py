@@ -98,6 +98,12 @@ class EmbeddedBroker:
                 sock.bind((self.host, 0))
                 self.port = sock.getsockname()[1]
         config = self._config()
+        # amqtt and its state machine log every packet and transition at INFO; keep
+        # them to warnings unless the application configured them itself.
+        for name in ("amqtt", "transitions"):
+            noisy = logging.getLogger(name)
+            if noisy.level == logging.NOTSET:
+                noisy.setLevel(logging.WARNING)
         self._thread = threading.Thread(
             target=self._run, args=(config,), name="edge-pose-broker", daemon=True
         )
