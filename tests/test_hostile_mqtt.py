@@ -110,7 +110,8 @@ def test_hostile_payloads_on_subscribed_and_own_topics_never_stop_publishing(
         before = len(rec.on(f"{TOPIC}/pose"))
         assert rec.wait_for(lambda m: len(rec.on(f"{TOPIC}/pose")) >= before + 20, 60)
         assert daemon.alive()
-        assert announce_count() >= 1  # "  ONLINE  " and the real ones; not the look-alikes
+        # "  ONLINE  " and 301 real ones re-announce; the log says so at most once a minute.
+        assert 1 <= announce_count() <= 3
         # After the flood the discovery configs and `online` are there again.
         rec.clear()
         _send(attacker, STATUS, b"online")
