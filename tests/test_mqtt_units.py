@@ -175,7 +175,8 @@ def test_discovery_configs_have_required_keys() -> None:
     diag = [json.loads(p) for _, p in msgs if b"diagnostic" in p]
     assert {d["value_template"] for d in diag} == {
         "{{ value_json.fps }}",
-        "{{ value_json.inference_ms_p50 }}",
+        "{{ value_json.inference_ms_p50 if value_json.inference_ms_p50 is defined "
+        "else value_json.latency_ms.p50_ms }}",
     }
 
 

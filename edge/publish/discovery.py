@@ -19,6 +19,11 @@ MODEL = "BlazePose GHUM lite int8 (edge-pose)"
 #: Stats keys the diagnostic sensors read (the daemon's stats dict must provide them).
 STATS_FPS_KEY = "fps"
 STATS_INFERENCE_KEY = "inference_ms_p50"
+#: The daemon's stats also carry ``latency_ms.p50_ms`` (per-frame processing time).
+INFERENCE_TEMPLATE = (
+    f"{{{{ value_json.{STATS_INFERENCE_KEY} if value_json.{STATS_INFERENCE_KEY} is defined "
+    "else value_json.latency_ms.p50_ms }}"
+)
 
 #: object_id -> (component, keys specific to the entity)
 _ENTITIES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -58,7 +63,7 @@ _ENTITIES: dict[str, tuple[str, dict[str, Any]]] = {
             "device_class": "duration",
             "state_class": "measurement",
             "entity_category": "diagnostic",
-            "value_template": f"{{{{ value_json.{STATS_INFERENCE_KEY} }}}}",
+            "value_template": INFERENCE_TEMPLATE,
         },
     ),
 }
