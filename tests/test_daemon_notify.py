@@ -157,6 +157,13 @@ def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(
         assert notify_socket.wait_for(
             lambda: notify_socket.count("WATCHDOG=1", since=resumed_from) >= 2, 60
         )
+        # SIGHUP: RELOADING=1 (with MONOTONIC_USEC), then READY=1 again, same process.
+        proc.send_signal(signal.SIGHUP)
+        assert notify_socket.wait_for(lambda: notify_socket.count("READY=1") == 2, 60)
+        reloading = [n.fields for n in notify_socket.items if "RELOADING=1" in n.fields]
+        assert len(reloading) == 1
+        assert reloading[0][1].startswith("MONOTONIC_USEC=")
+        assert proc.poll() is None
         gaps = [b - a for a, b in itertools.pairwise(pings)]
         print(
             f"time to READY after frames started {ready_s - started_s:.2f} s; "
