@@ -6,7 +6,7 @@ descriptors and starts no more threads, and every pose message it enqueued is ei
 received by the subscriber or counted as dropped (QoS 1: all received, none dropped).
 
 CI size: 3,000 processed frames at QoS 1 and 1,000 at QoS 0. The long run:
-``pytest tests/test_soak.py --soak-frames 20000 -s`` (the figures are printed).
+``pytest tests/test_soak.py --soak-frames 20000 --timeout 0 -s`` (the figures are printed).
 """
 
 from __future__ import annotations
