@@ -438,6 +438,14 @@ def test_tls_verifies_the_broker(tmp_path: Path) -> None:
         assert not c.connected and c.connects == 0 and not c.auth_failed
         wrong.stop()
 
+        # verification off only when asked for explicitly
+        insecure = Publisher(
+            _settings(broker, node_id="tls3", tls=True, tls_insecure=True, ca_file=None)
+        )
+        insecure.start()
+        assert insecure.wait_connected(10), insecure.counters.last_error
+        insecure.stop()
+
         from edge.cli import main
 
         assert (
