@@ -209,8 +209,11 @@ def test_abstract_notify_socket_and_end_of_file(tmp_path: Path, shared_data: Pat
             check=False,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
-        first = abstract.recv(4096).decode().split("\n")
-        assert first[0] == "READY=1"
+        received = []
+        while not any("READY=1" in m for m in received):
+            received.append(abstract.recv(4096).decode())
+        assert received[0].startswith("STATUS=starting"), received
+        assert received[-1].split("\n")[0] == "READY=1"
         assert "source ended" in proc.stderr
         assert "stopped after" in proc.stderr
     finally:
