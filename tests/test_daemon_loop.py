@@ -79,6 +79,7 @@ def test_frame_errors_are_logged_with_context_and_the_loop_goes_on(
         _loaded(str(tmp_path / "missing.mp4"), port),
         _loaded(str(not_a_video), port),
         _loaded(other, port),
+        _loaded(other, port, EDGE_POSE_PIPELINE__MIN_TRACKING_CONFIDENCE="0.6"),
     ]
 
     def reload() -> LoadedConfig:
@@ -114,26 +115,33 @@ def test_frame_errors_are_logged_with_context_and_the_loop_goes_on(
     assert wait_until(lambda: processed() >= 6)
     # An invalid config, a source that does not exist, one that cannot be opened:
     # each time the daemon keeps running on the old source.
-    for left in (3, 2, 1):
+    for left in (4, 3, 2):
         daemon.request_reload()
         assert wait_until(lambda left=left: len(reloads) == left)  # type: ignore[misc]
         before = processed()
         assert wait_until(lambda before=before: processed() >= before + 3)  # type: ignore[misc]
     daemon.request_reload()  # a good new source: only the capture restarts
-    assert wait_until(lambda: not reloads)
+    assert wait_until(lambda: len(reloads) == 1)
     before = processed()
     assert wait_until(lambda: processed() >= before + 3)
+    assert len(factory.pipelines) == 1, "a source change must not rebuild the pipeline"
+    captures = factory.captures
+    daemon.request_reload()  # a pipeline option: only the pipeline is rebuilt
+    assert wait_until(lambda: len(factory.pipelines) == 2)
+    before = processed()
+    assert wait_until(lambda: processed() >= before + 3)
+    assert factory.captures == captures
     daemon.request_stop()
     assert done.wait(60)
     thread.join(10)
 
     assert result == [0]
     stats = daemon.stats(0)
-    pipeline = factory.pipelines[0]
-    assert len(factory.pipelines) == 1, "a source change must not rebuild the pipeline"
-    assert stats["frame_errors"] == pipeline.calls // 3
-    assert stats["frames_processed"] == pipeline.calls - pipeline.calls // 3
-    assert stats["reloads"] == 3  # the invalid config is not counted
+    calls = [p.calls for p in factory.pipelines]
+    assert factory.pipelines[1].inner.options.min_tracking_confidence == 0.6
+    assert stats["frame_errors"] == sum(c // 3 for c in calls)
+    assert stats["frames_processed"] == sum(c - c // 3 for c in calls)
+    assert stats["reloads"] == 4  # the invalid config is not counted
     errors = [r.getMessage() for r in caplog.records if "injected failure" in r.getMessage()]
     assert errors, "frame errors must be logged"
     assert "frame " in errors[0]
