@@ -3,6 +3,7 @@ secrets from files and credentials only, the shipped example, and `edge-pose con
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -215,6 +216,17 @@ def test_cli_check_and_show(tmp_path: Path) -> None:
     assert show.returncode == 0, show.stderr
     assert 'base_topic = "home/pose"' in show.stdout
     assert 'node_id = "shelf-2"' in show.stdout
+    as_json = subprocess.run(
+        [*EDGE_POSE, "config", "show", "--json", "--config", str(good)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["mqtt"]["node_id"] == "shelf-2"
+    assert data["mqtt"]["password"] is None
 
 
 # --- property tests: the parser never crashes, only accepts or names a key ---------------

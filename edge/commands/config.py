@@ -47,6 +47,7 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="config file (default: /etc/edge-pose/config.toml when it exists)",
     )
+    show.add_argument("--json", action="store_true", help="JSON instead of TOML")
     show.set_defaults(func=_show)
     schema = actions.add_parser("schema", help="print the JSON Schema of the config")
     schema.set_defaults(func=_schema)
@@ -80,6 +81,11 @@ def _show(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"edge-pose: {exc}", file=sys.stderr)
         return exc.exit_status
+    if args.json:
+        data = loaded.config.model_dump(mode="json")
+        data["mqtt"]["password"] = "********" if loaded.mqtt_password is not None else None
+        print(json.dumps(data, indent=2))
+        return 0
     sys.stdout.write(to_toml(loaded))
     return 0
 
