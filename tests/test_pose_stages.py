@@ -306,3 +306,25 @@ def test_roi_iou() -> None:
     assert roi_iou(a, a) == pytest.approx(1.0)
     assert roi_iou(a, Roi(125.0, 100.0, 50.0, 50.0, 0.0)) == pytest.approx(1 / 3, abs=1e-4)
     assert roi_iou(a, Roi(300.0, 100.0, 50.0, 50.0, 0.0)) == 0.0
+
+
+def test_heatmap_refinement_on_the_raw_quantised_heatmap() -> None:
+    lms = np.zeros((39, 5), np.float32)
+    lms[:, :2] = 0.5
+    lms[7, :2] = [40.0 / 64, 12.5 / 64]
+    hm = _blob_heatmap(39.6, 12.2, 7)
+    scale, zero_point = 0.25, 40
+    raw = np.clip(np.rint(hm / scale) + zero_point, -128, 127).astype(np.int8)
+    dequantised = (raw.astype(np.float32) - zero_point) * scale
+    expected = refine_from_heatmap(lms, dequantised)
+    got = refine_from_heatmap(lms, raw, quant_scale=scale, quant_zero_point=zero_point)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert abs(got[7, 0] * 64 - 39.6) < 0.15
+
+
+def test_detector_input_quantisation_half_way_uses_the_direct_path() -> None:
+    # The int8 detector's input: [-1, 1] with scale 1/127.5, zero point -1 puts every
+    # pixel half way between two steps; v - 128 is as close as any rounding.
+    enc = make_encoding(np.dtype(np.int8), (-1.0, 1.0), 0.007843137718737125, -1)
+    assert enc.kind == "xor128"
+    assert make_encoding(np.dtype(np.uint8), (0.0, 1.0), 1 / 255, 0).kind == "identity"

@@ -144,13 +144,16 @@ def make_encoding(
         raise ValueError(f"unsupported input tensor type {dtype} (scale {quant_scale})")
     values = np.arange(256, dtype=np.float64) * scale + lo
     info = np.iinfo(dtype)
-    lut = np.clip(np.rint(values / quant_scale) + quant_zero_point, info.min, info.max).astype(
-        dtype
-    )
-    pixels = np.arange(256)
-    if dtype == np.dtype(np.int8) and np.array_equal(lut.astype(np.int64), pixels - 128):
+    ideal = values / quant_scale + quant_zero_point
+    lut = np.clip(np.rint(ideal), info.min, info.max).astype(dtype)
+    pixels = np.arange(256, dtype=np.float64)
+    # Within half a step of ``v - 128`` (or ``v``) everywhere: the direct integer
+    # path is as exact as rounding can be (a [-1, 1] input quantised with scale
+    # 1/127.5 puts every pixel exactly half way between two steps).
+    half_step = 0.5 + 1e-4
+    if dtype == np.dtype(np.int8) and np.abs(ideal - (pixels - 128)).max() <= half_step:
         return InputEncoding("xor128")
-    if dtype == np.dtype(np.uint8) and np.array_equal(lut.astype(np.int64), pixels):
+    if dtype == np.dtype(np.uint8) and np.abs(ideal - pixels).max() <= half_step:
         return InputEncoding("identity")
     return InputEncoding("lut", lut=lut)
 

@@ -11,6 +11,7 @@ x, y, z, visibility, presence.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,15 +60,20 @@ def _window_offsets(kernel_size: int) -> NDArray[np.intp]:
 
 def refine_from_heatmap(
     landmarks: FloatArray,
-    heatmap: NDArray[np.float32],
+    heatmap: NDArray[Any],
     kernel_size: int = HEATMAP_KERNEL,
     min_confidence: float = HEATMAP_MIN_CONFIDENCE,
+    *,
+    quant_scale: float = 0.0,
+    quant_zero_point: int = 0,
 ) -> FloatArray:
     """Replace x, y by the sigmoid-weighted mean of a kernel window of each landmark's
     heatmap channel (``RefineLandmarksFromHeatmapCalculator``).
 
     ``heatmap`` is ``(H, W, N)`` (or with a leading batch of 1) of logits. A landmark
     is refined only when the window's max confidence reaches ``min_confidence``.
+    A quantised heatmap can be passed raw with its ``quant_scale`` and
+    ``quant_zero_point``: only the windows' cells are dequantised.
     MediaPipe's quirks are kept: the centre cell is ``int()`` truncation towards zero,
     and the skip test checks the column twice and the row only against 0, so a
     centre row just past the bottom still uses the rows of the window that exist.
@@ -91,6 +97,10 @@ def refine_from_heatmap(
     r_c = np.clip(rows, 0, hm_h - 1)
     c_c = np.clip(cols, 0, hm_w - 1)
     logits = hm[r_c, c_c, idx[:, None, None]]  # (k, K, K)
+    if quant_scale > 0.0:
+        logits = (logits.astype(np.int32) - quant_zero_point).astype(np.float32) * np.float32(
+            quant_scale
+        )
     conf = np.where(valid, sigmoid(logits), np.float32(0.0)).astype(np.float32)
     total = conf.sum(axis=(1, 2), dtype=np.float32)
     max_conf = conf.max(axis=(1, 2))

@@ -113,7 +113,7 @@ class PoseOptions:
     detector_interval_frames: int = 15
     reacquire_on_loss: bool = True
     ghost_checks: bool = True
-    min_track_start_confidence: float = 0.65
+    min_track_start_confidence: float = 0.75
     verify_below_pose_flag: float = 0.9
     verify_interval_frames: int = 300
     verify_min_gap_frames: int = 10
@@ -247,6 +247,8 @@ class PosePipeline:
         self._frame_size: tuple[int, int] | None = None
         self._frames_since_detector = 0
         self._loss_retries = 0
+        self._lost_rois: list[tuple[Roi, int]] = []
+        self._recently_lost: list[tuple[Roi, int]] = []
         self._stream_frames = 0
         self._prev_mask: NDArray[np.float32] | None = None
 
@@ -267,6 +269,8 @@ class PosePipeline:
         self._frame_size = None
         self._frames_since_detector = 0
         self._loss_retries = 0
+        self._lost_rois = []
+        self._recently_lost = []
         self._stream_frames = 0
         self._prev_mask = None
 
@@ -352,6 +356,7 @@ class PosePipeline:
             t0 = time.perf_counter_ns()
             if out.flag <= self.options.min_tracking_confidence:
                 self._loss_retries = LOSS_RETRY_FRAMES
+                self._lost_rois.append((track.roi, track.id))
             else:
                 pose = self._update_track(track, out, timestamp_ns, width, height)
                 results.append((track, pose, out.mask))
@@ -382,20 +387,70 @@ class PosePipeline:
         self.detector_runs += 1
         self._frames_since_detector = 0
         self._loss_retries = max(0, self._loss_retries - 1)
-        wanted = opts.num_poses - (0 if opts.static_image_mode else len(self._tracks))
-        if opts.num_poses == 1 or len(found) >= max(wanted, 1):
+        lost = self._lost_rois
+        self._recently_lost = lost
+        if self._loss_retries == 0:
+            self._lost_rois = []
+        tracks = [] if opts.static_image_mode else self._tracks
+        wanted = max(opts.num_poses - len(tracks), 1)
+        unconfirmed = [t for t in tracks if t.suspect and not self._seen(found, t, width, height)]
+        if not unconfirmed and self._count_new(found, tracks, width, height) >= wanted:
             return found
-        tiles = detection_tiles(width, height)
-        # Static images and the first frame of a stream search every tile; later
-        # detector runs search one tile each, in turn.
-        if not opts.static_image_mode and self._stream_frames > 1:
-            tiles = [tiles[self._next_tile % len(tiles)]]
-            self._next_tile += 1
+        # Where a person was just lost, or a suspect track was not confirmed, look
+        # again closer up: the full frame is shrunk to 224 px and misses people a
+        # closer crop still finds.
+        tiles = [tile_around(roi, width, height) for roi, _ in lost]
+        tiles += [tile_around(t.roi, width, height) for t in unconfirmed]
+        if opts.num_poses > 1:
+            grid = detection_tiles(width, height)
+            # Static images and the first frame of a stream search every tile; later
+            # detector runs search one tile each, in turn.
+            if opts.static_image_mode or self._stream_frames <= 1:
+                tiles += grid
+            else:
+                tiles.append(grid[self._next_tile % len(grid)])
+                self._next_tile += 1
+        if not tiles:
+            return found
         parts = [found]
         for tile in tiles:
             local = self._detect_in(image, tile, stages)
             parts.append(tile_to_frame(local, tile, width, height))
         return merge_detections(parts)
+
+    def _reuse_or_new_id(self, roi: Roi, tracks: list[_Track]) -> int:
+        """The id of a person lost in the last few frames where ``roi`` is, else a new id."""
+        taken = {t.id for t in tracks}
+        for lost_roi, lost_id in self._recently_lost:
+            if lost_id not in taken and same_region(lost_roi, roi, REACQUIRE_OFFSET, 2.0):
+                return lost_id
+        self._next_id += 1
+        return self._next_id - 1
+
+    def _seen(self, detections: Detections, track: _Track, width: int, height: int) -> bool:
+        """Whether a detection strong enough to confirm ``track`` frames it."""
+        opts = self.options
+        for i in range(len(detections)):
+            if opts.ghost_checks and detections.scores[i] < opts.min_track_start_confidence:
+                continue
+            roi = detection_to_roi(detections.keypoints[i], width, height)
+            if same_region(track.roi, roi, opts.same_person_offset):
+                return True
+        return False
+
+    def _count_new(
+        self, detections: Detections, tracks: list[_Track], width: int, height: int
+    ) -> int:
+        """Detections (strong enough to start a track) of people not tracked yet."""
+        opts = self.options
+        count = 0
+        for i in range(len(detections)):
+            if opts.ghost_checks and detections.scores[i] < opts.min_track_start_confidence:
+                continue
+            roi = detection_to_roi(detections.keypoints[i], width, height)
+            if not any(same_region(t.roi, roi, opts.same_person_offset) for t in tracks):
+                count += 1
+        return count
 
     def _detect_in(self, image: NDArray[np.uint8], roi: Roi, stages: dict[str, int]) -> Detections:
         """One detector invocation on ``roi`` (coordinates normalised to the ROI)."""
@@ -466,8 +521,7 @@ class PosePipeline:
                 continue
             if any(same_region(t.roi, roi, limit) for t in survivors):
                 continue
-            survivors.append(_Track(id=self._next_id, roi=roi))
-            self._next_id += 1
+            survivors.append(_Track(id=self._reuse_or_new_id(roi, survivors), roi=roi))
         self._tracks = survivors
         stages["postprocess"] += time.perf_counter_ns() - t0
 
@@ -496,7 +550,13 @@ class PosePipeline:
         raw = decode_landmarks(
             model.output(self._i_landmarks).reshape(-1), self._lm.width, self._lm.height
         )
-        refined = refine_from_heatmap(raw, model.output(self._i_heatmap))
+        hm_info = model.outputs[self._i_heatmap]
+        refined = refine_from_heatmap(
+            raw,
+            model.output_raw(self._i_heatmap),
+            quant_scale=hm_info.scale if hm_info.quantized else 0.0,
+            quant_zero_point=hm_info.zero_point,
+        )
         projected = project_landmarks(refined, roi, width, height)
         world = project_world_landmarks(
             model.output(self._i_world).reshape(-1, 3)[:NUM_LANDMARKS], roi.rotation_rad
@@ -614,6 +674,9 @@ class PosePipeline:
         return combined
 
 
+#: A new track within this ROI offset of a person lost in the last few frames keeps
+#: that person's id.
+REACQUIRE_OFFSET = 0.5
 #: Frames after a track is lost on which the detector looks for that person again.
 LOSS_RETRY_FRAMES = 5
 #: Tile side as a fraction of the frame's short side, and tile overlap.
@@ -632,6 +695,16 @@ def detection_tiles(width: int, height: int) -> list[Roi]:
         return [side / 2 + i * (length - side) / (count - 1) for i in range(count)]
 
     return [Roi(cx, cy, side, side, 0.0) for cy in centres(height) for cx in centres(width)]
+
+
+def tile_around(roi: Roi, width: int, height: int) -> Roi:
+    """An axis-aligned square search tile around a (lost) person's ROI: 1.2x its side,
+    between 0.3x and 1x the frame's short side, moved inside the frame."""
+    short = min(width, height)
+    side = min(max(1.2 * max(roi.width_px, roi.height_px), 0.3 * short), float(short))
+    cx = min(max(roi.center_x_px, side / 2), width - side / 2)
+    cy = min(max(roi.center_y_px, side / 2), height - side / 2)
+    return Roi(cx, cy, side, side, 0.0)
 
 
 def tile_to_frame(detections: Detections, tile: Roi, width: int, height: int) -> Detections:
