@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edge.publish import discovery
-from edge.publish.client import AUTH_FAILURE_CODES, build_paho_client
+from edge.publish.connection import AUTH_FAILURE_CODES, build_paho_client
 from edge.publish.settings import MqttSettings
 from edge.publish.topics import Topics
 
