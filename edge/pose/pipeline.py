@@ -7,12 +7,13 @@ Wires the pure stages the way MediaPipe's ``PoseLandmarkCpu`` graph does
 * **Ghost checks** (``ghost_checks``, on by default). MediaPipe's lite model keeps
   "tracking" things that are not people: furniture the detector scores just above
   0.5 and the landmark model then accepts with a flickering pose flag, or an empty
-  region a person has just left. Here a track starts only from a detection scoring
-  at least ``min_track_start_confidence``, and a track is re-checked by the detector
-  when it looks stale: its pose flag falls below ``verify_below_pose_flag``, the
-  presence of its torso landmarks collapses, its ROI centre leaves the frame, or it
-  has not been confirmed for ``verify_interval_frames``. A track the detector does
-  not confirm is dropped. Verifications of one track are at least
+  region a person has just left. Here, when tracking, a track starts only from a
+  detection scoring at least ``min_track_start_confidence``, and a track is
+  re-checked by the detector when it looks stale: its pose flag falls below
+  ``verify_below_pose_flag``, the presence of its torso landmarks collapses, its ROI
+  centre leaves the frame, or it has not been confirmed for
+  ``verify_interval_frames``. A track the detector does not confirm is dropped.
+  Verifications of one track are at least
   ``verify_min_gap_frames`` apart, so the detector stays rare.
 * **Several people** (``num_poses > 1``): one track per person with a stable integer
   id, the detector re-run every ``detector_interval_frames`` or when a track is lost,
@@ -418,6 +419,16 @@ class PosePipeline:
             parts.append(tile_to_frame(local, tile, width, height))
         return merge_detections(parts)
 
+    @property
+    def _start_threshold(self) -> float:
+        """Detector score a new track needs: ``min_track_start_confidence`` when
+        tracking with ghost checks; in static mode nothing persists, so MediaPipe's
+        ``min_detection_confidence`` alone decides."""
+        opts = self.options
+        if opts.ghost_checks and not opts.static_image_mode:
+            return opts.min_track_start_confidence
+        return 0.0
+
     def _reuse_or_new_id(self, roi: Roi, tracks: list[_Track]) -> int:
         """The id of a person lost in the last few frames where ``roi`` is, else a new id."""
         taken = {t.id for t in tracks}
@@ -431,7 +442,7 @@ class PosePipeline:
         """Whether a detection strong enough to confirm ``track`` frames it."""
         opts = self.options
         for i in range(len(detections)):
-            if opts.ghost_checks and detections.scores[i] < opts.min_track_start_confidence:
+            if detections.scores[i] < self._start_threshold:
                 continue
             roi = detection_to_roi(detections.keypoints[i], width, height)
             if same_region(track.roi, roi, opts.same_person_offset):
@@ -445,7 +456,7 @@ class PosePipeline:
         opts = self.options
         count = 0
         for i in range(len(detections)):
-            if opts.ghost_checks and detections.scores[i] < opts.min_track_start_confidence:
+            if detections.scores[i] < self._start_threshold:
                 continue
             roi = detection_to_roi(detections.keypoints[i], width, height)
             if not any(same_region(t.roi, roi, opts.same_person_offset) for t in tracks):
@@ -486,8 +497,7 @@ class PosePipeline:
             detection_to_roi(detections.keypoints[i], width, height) for i in range(len(detections))
         ]
         strong = [
-            not opts.ghost_checks or float(detections.scores[i]) >= opts.min_track_start_confidence
-            for i in range(len(detections))
+            float(detections.scores[i]) >= self._start_threshold for i in range(len(detections))
         ]
         matched: set[int] = set()
         survivors: list[_Track] = []
