@@ -345,12 +345,6 @@ class Daemon:
         line = summary_line(record)
         logger.info("stats: %s", line)
         self._notifier.status(line)
-        parts = self._parts
-        if parts is not None:
-            try:
-                parts.publisher.publish_stats(record)
-            except Exception as exc:
-                logger.warning("publishing stats failed: %s", exc)
         path = state_file_path(self.loaded.config, self._env)
         if path is not None:
             try:
@@ -368,6 +362,13 @@ class Daemon:
                 if self._state_file_failing:
                     logger.info("state file %s written again", path)
                 self._state_file_failing = False
+        # After the file, so that whoever sees the message can also read the file.
+        parts = self._parts
+        if parts is not None:
+            try:
+                parts.publisher.publish_stats(record)
+            except Exception as exc:
+                logger.warning("publishing stats failed: %s", exc)
 
     # -- building and reloading -------------------------------------------------------------
 

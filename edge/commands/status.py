@@ -19,8 +19,8 @@ Every stats interval the daemon writes its stats to a state file
 <base_topic>/stats. This command reads the file, or with --from-broker the
 retained message (broker options as for `edge-pose listen`), and prints a summary.
 
-Exit status: 0 fresh stats, 1 stale (older than 3 stats intervals: the daemon
-is stuck or stopped), 3 no stats found.
+Exit status: 0 fresh stats, 1 stale (older than 3 stats intervals and 30 s:
+the daemon is stuck or stopped), 3 no stats found.
 """
 
 EPILOG = """\
@@ -35,6 +35,8 @@ DEFAULT_STATE_FILE = Path("/var/lib/edge-pose/stats.json")
 EXIT_STALE = 1
 EXIT_NONE = 3
 STALE_INTERVALS = 3.0
+#: ... but never less than this (a watchdog restart takes WatchdogSec=30 s anyway).
+STALE_MIN_S = 30.0
 
 
 def register(sub: Any) -> None:
@@ -168,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(record, indent=2, sort_keys=True))
     else:
         print(format_status(record, age_s))
-    if age_s is not None and age_s > STALE_INTERVALS * interval_s:
+    if age_s is not None and age_s > max(STALE_INTERVALS * interval_s, STALE_MIN_S):
         print(
             f"edge-pose status: stats are {age_s:.0f} s old: the daemon is stopped or stuck",
             file=sys.stderr,
