@@ -328,3 +328,41 @@ def test_detector_input_quantisation_half_way_uses_the_direct_path() -> None:
     enc = make_encoding(np.dtype(np.int8), (-1.0, 1.0), 0.007843137718737125, -1)
     assert enc.kind == "xor128"
     assert make_encoding(np.dtype(np.uint8), (0.0, 1.0), 1 / 255, 0).kind == "identity"
+
+
+def test_stacked_pose_smoother_equals_mediapipes_separate_filters() -> None:
+    from edge.pose.filters import (
+        AUXILIARY_ONE_EURO,
+        WORLD_ONE_EURO,
+        PoseSmoother,
+        VisibilitySmoother,
+    )
+
+    rng = np.random.default_rng(3)
+    stacked = PoseSmoother()
+    body_f = LandmarksSmoother(LANDMARKS_ONE_EURO)
+    aux_f = LandmarksSmoother(AUXILIARY_ONE_EURO)
+    world_f = LandmarksSmoother(WORLD_ONE_EURO)
+    vis_f = VisibilitySmoother()
+    size = (640, 480)
+    for i in range(6):
+        body = rng.uniform(0, 1, (33, 5)).astype(np.float32)
+        aux = rng.uniform(0, 1, (2, 5)).astype(np.float32)
+        world = rng.uniform(-1, 1, (33, 3)).astype(np.float32)
+        ts = (i + 1) * 33_333_333
+        b, a, w = stacked.apply(
+            body, aux, world, timestamp_ns=ts, image_size_px=size, object_scale_px=150.0
+        )
+        np.testing.assert_allclose(
+            b[:, :3],
+            body_f.apply(body[:, :3], ts, image_size_px=size, object_scale_px=150.0),
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(b[:, 3], vis_f.apply(body[:, 3]), atol=1e-6)
+        np.testing.assert_array_equal(b[:, 4], body[:, 4])  # presence is not smoothed
+        np.testing.assert_allclose(
+            a[:, :3],
+            aux_f.apply(aux[:, :3], ts, image_size_px=size, object_scale_px=150.0),
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(w, world_f.apply(world, ts), atol=1e-6)

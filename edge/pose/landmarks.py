@@ -84,33 +84,41 @@ def refine_from_heatmap(
     if channels != n:
         raise ValueError(f"heatmap has {channels} channels for {n} landmarks")
     out = landmarks.copy()
-    col = np.trunc(landmarks[:, 0] * np.float32(hm_w)).astype(np.int64)
-    row = np.trunc(landmarks[:, 1] * np.float32(hm_h)).astype(np.int64)
+    col = np.trunc(landmarks[:, 0] * np.float32(hm_w)).astype(np.intp)
+    row = np.trunc(landmarks[:, 1] * np.float32(hm_h)).astype(np.intp)
     active = (col >= 0) & (col < hm_w) & (row >= 0)
-    if not active.any():
-        return out
     idx = np.flatnonzero(active)
+    if idx.size == 0:
+        return out
     offsets = _window_offsets(kernel_size)
-    rows = row[idx, None, None] + offsets[None, :, None]  # (k, K, 1)
-    cols = col[idx, None, None] + offsets[None, None, :]  # (k, 1, K)
-    valid = (rows >= 0) & (rows < hm_h) & (cols >= 0) & (cols < hm_w)
-    r_c = np.clip(rows, 0, hm_h - 1)
-    c_c = np.clip(cols, 0, hm_w - 1)
-    logits = hm[r_c, c_c, idx[:, None, None]]  # (k, K, K)
+    rows = row[idx, None] + offsets  # (k, K)
+    cols = col[idx, None] + offsets  # (k, K)
+    row_ok = (rows >= 0) & (rows < hm_h)
+    col_ok = (cols >= 0) & (cols < hm_w)
+    # One gather of the k windows from the flat HWC buffer (MediaPipe's layout).
+    flat = (
+        (np.clip(rows, 0, hm_h - 1) * (hm_w * channels))[:, :, None]
+        + (np.clip(cols, 0, hm_w - 1) * channels)[:, None, :]
+        + idx[:, None, None]
+    )
+    values = hm.reshape(-1).take(flat)  # (k, K, K)
     if quant_scale > 0.0:
-        logits = (logits.astype(np.int32) - quant_zero_point).astype(np.float32) * np.float32(
+        logits = (values.astype(np.float32) - np.float32(quant_zero_point)) * np.float32(
             quant_scale
         )
-    conf = np.where(valid, sigmoid(logits), np.float32(0.0)).astype(np.float32)
+    else:
+        logits = values.astype(np.float32, copy=False)
+    conf = sigmoid(logits)
+    conf *= row_ok[:, :, None] & col_ok[:, None, :]
     total = conf.sum(axis=(1, 2), dtype=np.float32)
     max_conf = conf.max(axis=(1, 2))
-    w_col = (conf * cols.astype(np.float32)).sum(axis=(1, 2), dtype=np.float32)
-    w_row = (conf * rows.astype(np.float32)).sum(axis=(1, 2), dtype=np.float32)
+    # float32 products summed over the whole window, as MediaPipe accumulates.
+    w_col = (conf * cols.astype(np.float32)[:, None, :]).sum(axis=(1, 2), dtype=np.float32)
+    w_row = (conf * rows.astype(np.float32)[:, :, None]).sum(axis=(1, 2), dtype=np.float32)
     refine = (max_conf >= np.float32(min_confidence)) & (total > 0)
     sel = idx[refine]
-    safe_total = total[refine]
-    out[sel, 0] = w_col[refine] / np.float32(hm_w) / safe_total
-    out[sel, 1] = w_row[refine] / np.float32(hm_h) / safe_total
+    out[sel, 0] = w_col[refine] / np.float32(hm_w) / total[refine]
+    out[sel, 1] = w_row[refine] / np.float32(hm_h) / total[refine]
     return out
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,13 +53,7 @@ from edge.pose.detection import (
     remove_letterbox,
     weighted_nms,
 )
-from edge.pose.filters import (
-    AUXILIARY_ONE_EURO,
-    LANDMARKS_ONE_EURO,
-    WORLD_ONE_EURO,
-    LandmarksSmoother,
-    VisibilitySmoother,
-)
+from edge.pose.filters import PoseSmoother
 from edge.pose.landmarks import (
     AUXILIARY,
     BODY,
@@ -204,7 +198,7 @@ class _Track:
     frames_since_confirmed: int = 0
     frames_since_verified: int = 1_000_000
     suspect: bool = False
-    smoothers: dict[str, Any] = field(default_factory=dict)
+    smoother: PoseSmoother | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,22 +584,16 @@ class PosePipeline:
         frame_roi = track.roi
         smooth = opts.smooth_landmarks and not opts.static_image_mode
         if smooth:
-            sm = track.smoothers
-            if not sm:
-                sm["vis"] = VisibilitySmoother()
-                sm["body"] = LandmarksSmoother(LANDMARKS_ONE_EURO)
-                sm["aux"] = LandmarksSmoother(AUXILIARY_ONE_EURO)
-                sm["world"] = LandmarksSmoother(WORLD_ONE_EURO)
-            scale = object_scale_px(aux[:, :2], width, height)
-            size = (width, height)
-            body[:, 3] = sm["vis"].apply(body[:, 3])
-            body[:, :3] = sm["body"].apply(
-                body[:, :3], timestamp_ns, image_size_px=size, object_scale_px=scale
+            if track.smoother is None:
+                track.smoother = PoseSmoother()
+            body, aux, world = track.smoother.apply(
+                body,
+                aux,
+                world,
+                timestamp_ns=timestamp_ns,
+                image_size_px=(width, height),
+                object_scale_px=object_scale_px(aux[:, :2], width, height),
             )
-            aux[:, :3] = sm["aux"].apply(
-                aux[:, :3], timestamp_ns, image_size_px=size, object_scale_px=scale
-            )
-            world = sm["world"].apply(world, timestamp_ns)
         next_roi = landmarks_to_roi(aux[:, :2], width, height)
         track.roi = next_roi
         track.age_frames += 1
