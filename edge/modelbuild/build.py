@@ -22,8 +22,17 @@ from numpy.typing import NDArray
 
 from edge import models as edge_models
 from edge import paths
-from edge.modelbuild import datasets, evaluate, frames, manifest_io, prepare, quantize, ranges
-from edge.modelbuild.recipes import RECIPES, range_policy
+from edge.modelbuild import (
+    biascorrect,
+    datasets,
+    evaluate,
+    frames,
+    manifest_io,
+    prepare,
+    quantize,
+    ranges,
+)
+from edge.modelbuild.recipes import RECIPES, ModelRecipe, range_policy
 from edge.modelbuild.sources import fetch_all
 
 logger = logging.getLogger(__name__)
@@ -171,6 +180,9 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = _no_progress) -
             del stats
         with _Timer(timings, f"{role}_quantize"):
             int8 = quantize.quantize_int8(prepared, chosen, calib_inputs[0])
+            quantize.check_all_int8(int8)
+        with _Timer(timings, f"{role}_bias_correction"):
+            int8, fixes = _bias_correct(recipe, int8, prepared, calib)
             summary = quantize.check_all_int8(int8)
         out_path = opts.out_dir / edge_models.int8_file_name(role)  # type: ignore[arg-type]
         out_path.write_bytes(int8)
@@ -190,6 +202,10 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = _no_progress) -
                 "zero_point": summary.inputs[0].zero_point,
             },
             "accuracy": accuracy,
+            "bias_correction": [
+                {"conv": f.conv_output.split(";")[0], "mean_abs_shift": f.mean_abs_shift}
+                for f in fixes
+            ],
         }
     timings["total"] = round(time.perf_counter() - t_start, 2)
     report = {
@@ -218,6 +234,26 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = _no_progress) -
     manifest_io.write_manifest(opts.out_dir, manifest, report)
     manifest_io.write_report(opts.out_dir, report)
     return BuildResult(report, timings)
+
+
+def _bias_correct(
+    recipe: ModelRecipe, int8: bytes, prepared: bytes, calib: datasets.Samples
+) -> tuple[bytes, list[biascorrect.HeadCorrection]]:
+    if not recipe.bias_corrected:
+        return int8, []
+    if recipe.calibration == "detector":
+        return biascorrect.correct_heads(
+            int8, prepared, calib.detector, recipe.bias_corrected, biascorrect.detector_mask()
+        )
+    crops, is_person = calib.landmark_inputs()
+    picked = biascorrect.pick_indices(len(crops))
+    return biascorrect.correct_heads(
+        int8,
+        prepared,
+        [crops[i] for i in picked],
+        recipe.bias_corrected,
+        biascorrect.landmark_mask(is_person[picked]),
+    )
 
 
 def _evaluate(

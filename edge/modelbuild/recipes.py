@@ -38,6 +38,8 @@ class ModelRecipe:
     input_range: tuple[float, float]
     fixed: tuple[FixedRange, ...]
     calibration: str  # "detector" (letterboxed frames) or "landmark" (crops)
+    #: Outputs whose head convs get empirical bias correction (see biascorrect).
+    bias_corrected: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class ModelRecipe:
             "io": "int8",
             "activation_range": RangePolicy(self.method, self.percentile).describe(),
             "input_range": list(self.input_range),
+            "bias_correction": list(self.bias_corrected),
             "fixed_ranges": {
                 (f"{f.output} logit" if f.before_sigmoid else f.output): [f.low, f.high]
                 for f in self.fixed
@@ -66,6 +69,7 @@ RECIPES: dict[str, ModelRecipe] = {
             FixedRange("Identity", -160.0, 160.0, why="box regressors (useful anchors: +-52)"),
         ),
         calibration="detector",
+        bias_corrected=("Identity_1",),
     ),
     "lite": ModelRecipe(
         role="lite",
@@ -75,6 +79,7 @@ RECIPES: dict[str, ModelRecipe] = {
         input_range=(0.0, 1.0),
         fixed=(FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),),
         calibration="landmark",
+        bias_corrected=("Identity", "Identity_4"),
     ),
     "full": ModelRecipe(
         role="full",
@@ -84,6 +89,7 @@ RECIPES: dict[str, ModelRecipe] = {
         input_range=(0.0, 1.0),
         fixed=(FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),),
         calibration="landmark",
+        bias_corrected=("Identity", "Identity_4"),
     ),
 }
 
