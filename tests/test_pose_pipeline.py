@@ -164,21 +164,18 @@ def test_dance_landmarks_are_sane(
     assert np.abs(np.diff(lm[:, 0, :2], axis=0)).max() < 0.08
 
 
-def test_a_person_who_vanishes_is_dropped_within_a_few_frames(shared_data: Path) -> None:
-    """The track must not survive as a ghost once the frame is empty."""
-    clip = shared_data / "video" / "dance.mp4"
-    dance = [rgb for i, rgb in _frames(clip) if i < 20]
-    h, w = dance[0].shape[:2]
-    import cv2
-
-    empty = read_image_rgb(shared_data / "images" / "empty-living-room.jpg")
-    empty = np.ascontiguousarray(cv2.resize(empty, (w, h)))
+def test_a_person_who_leaves_leaves_no_ghost(shared_data: Path) -> None:
+    """Frames 150-227 of the enter/leave clip: a person stands at a table, walks out
+    (annotated until frame 199) and the room stays empty. MediaPipe's tracking keeps
+    reporting the table as a person; the ghost checks must not."""
+    clip = shared_data / "video" / "one-by-one-enter-leave.mp4"
+    frames = [rgb for i, rgb in _frames(clip) if 150 <= i < 228]
     pipeline = _pipeline()
-    results = [
-        pipeline.process(rgb, (i + 1) * 40_000_000) for i, rgb in enumerate(dance + [empty] * 20)
-    ]
-    assert all(r.poses for r in results[:20])
-    assert not any(r.poses for r in results[23:])
+    results = [pipeline.process(rgb, (i + 1) * 100_000_000) for i, rgb in enumerate(frames)]
+    has_pose = [bool(r.poses) for r in results]
+    assert all(has_pose[:40]), has_pose  # frames 150-189: the person is there
+    assert not any(has_pose[55:]), has_pose  # frames 205-227: empty room
+    assert len({p.id for r in results for p in r.poses}) == 1
     pipeline.reset()
     assert (pipeline.frames, pipeline.detector_runs) == (0, 0)
 

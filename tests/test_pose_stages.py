@@ -75,6 +75,11 @@ def test_decode_threshold() -> None:
     scores[:2000] = -0.1
     d = decode_detections(np.zeros((2254, 12), np.float32), scores, anchors, min_score=0.5)
     assert len(d) == 254
+    scores[2000] = 0.2
+    strict = decode_detections(
+        np.zeros((2254, 12), np.float32), scores, anchors, min_score=0.5, strict=True
+    )
+    assert len(strict) == 1  # a tie at exactly 0.5 does not count
 
 
 def test_weighted_nms_merges_overlaps_and_keeps_separate() -> None:

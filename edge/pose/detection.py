@@ -67,18 +67,20 @@ def decode_detections(
     scale_px: float = DETECTOR_INPUT_PX,
     num_keypoints: int = NUM_KEYPOINTS,
     score_clipping: float = SCORE_CLIPPING,
+    strict: bool = False,
 ) -> Detections:
     """Decode the raw SSD tensors (``TensorsToDetectionsCalculator``).
 
     ``raw_boxes`` (2254, 12) with ``reverse_output_order`` (x before y): centre
     offset, size, then 4 keypoints, all in input pixels relative to the anchor
     centre; ``raw_scores`` (2254,) or (2254, 1) logits, clipped to +-100 and passed
-    through a sigmoid. Keeps detections whose score is >= ``min_score``.
+    through a sigmoid. Keeps detections whose score is >= ``min_score`` (MediaPipe),
+    or > ``min_score`` with ``strict``.
     """
     boxes_raw = np.asarray(raw_boxes, dtype=np.float32).reshape(anchors.shape[0], -1)
     logits = np.asarray(raw_scores, dtype=np.float32).reshape(anchors.shape[0])
     scores = sigmoid(np.clip(logits, -score_clipping, score_clipping))
-    keep = np.flatnonzero(scores >= min_score)
+    keep = np.flatnonzero(scores > min_score if strict else scores >= min_score)
     if keep.size == 0:
         return Detections.empty(num_keypoints)
     b = boxes_raw[keep]

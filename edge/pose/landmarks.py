@@ -10,6 +10,7 @@ x, y, z, visibility, presence.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -53,6 +54,15 @@ def decode_landmarks(
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _sigmoid_table(dtype: str, scale: float, zero_point: int) -> FloatArray:
+    """sigmoid((q - zero_point) * scale) for every value q of an 8-bit type."""
+    info = np.iinfo(np.dtype(dtype))
+    q = np.arange(info.min, info.max + 1, dtype=np.float32)
+    return sigmoid((q - np.float32(zero_point)) * np.float32(scale))
+
+
+@functools.lru_cache(maxsize=8)
 def _window_offsets(kernel_size: int) -> NDArray[np.intp]:
     half = (kernel_size - 1) // 2
     return np.arange(-half, half + 1, dtype=np.intp)
@@ -81,7 +91,7 @@ def refine_from_heatmap(
     hm = heatmap.reshape(tuple(heatmap.shape)[-3:])
     hm_h, hm_w, channels = (int(v) for v in hm.shape)
     n = landmarks.shape[0]
-    if channels != n:
+    if channels < n:
         raise ValueError(f"heatmap has {channels} channels for {n} landmarks")
     out = landmarks.copy()
     col = np.trunc(landmarks[:, 0] * np.float32(hm_w)).astype(np.intp)
@@ -102,13 +112,15 @@ def refine_from_heatmap(
         + idx[:, None, None]
     )
     values = hm.reshape(-1).take(flat)  # (k, K, K)
-    if quant_scale > 0.0:
-        logits = (values.astype(np.float32) - np.float32(quant_zero_point)) * np.float32(
-            quant_scale
-        )
+    if quant_scale > 0.0 and values.dtype in (np.dtype(np.int8), np.dtype(np.uint8)):
+        # Integer heatmap: sigmoid of every possible value, looked up.
+        lut = _sigmoid_table(values.dtype.str, quant_scale, quant_zero_point)
+        offset = 128 if values.dtype == np.dtype(np.int8) else 0
+        conf = lut.take(values.astype(np.intp) + offset)
+    elif quant_scale > 0.0:
+        conf = sigmoid((values.astype(np.float32) - np.float32(quant_zero_point)) * quant_scale)
     else:
-        logits = values.astype(np.float32, copy=False)
-    conf = sigmoid(logits)
+        conf = sigmoid(values)
     conf *= row_ok[:, :, None] & col_ok[:, None, :]
     total = conf.sum(axis=(1, 2), dtype=np.float32)
     max_conf = conf.max(axis=(1, 2))

@@ -90,6 +90,11 @@ class PoseOptions:
     ``fallback``, ``detector_interval_frames`` (re-detect newcomers every N frames
     when ``num_poses > 1``) and the ghost checks (see the module docstring;
     ``ghost_checks=False`` gives MediaPipe's own tracking behaviour).
+
+    ``min_pose_presence_confidence`` (Tasks API) is the pose flag a new track needs
+    on its first frame; ``min_tracking_confidence`` the flag it needs afterwards.
+    ``num_threads`` defaults to 2 (a Pi 4 has 4 cores; leave some for capture and
+    publishing).
     """
 
     static_image_mode: bool = False
@@ -204,7 +209,7 @@ class _Track:
 @dataclass(frozen=True, slots=True)
 class _LandmarkOutput:
     flag: float
-    landmarks: NDArray[np.float32]  # (39, 5) frame-normalised
+    landmarks: NDArray[np.float32]  # (35, 5) frame-normalised: body + auxiliary
     world: NDArray[np.float32]  # (33, 3)
     mask: NDArray[np.float32] | None  # (H, W) frame mask
 
@@ -347,9 +352,12 @@ class PosePipeline:
         height, width = int(image.shape[0]), int(image.shape[1])
         results: list[tuple[_Track, Pose, NDArray[np.float32] | None]] = []
         for track in tracks:
-            out = self._landmarks(image, track.roi, width, height, stages)
+            threshold = self._flag_threshold(track)
+            out = self._landmarks(
+                image, track.roi, width, height, flag_threshold=threshold, stages=stages
+            )
             t0 = time.perf_counter_ns()
-            if out.flag <= self.options.min_tracking_confidence:
+            if out.flag <= threshold:
                 self._loss_retries = LOSS_RETRY_FRAMES
                 self._lost_rois.append((track.roi, track.id))
             else:
@@ -357,6 +365,16 @@ class PosePipeline:
                 results.append((track, pose, out.mask))
             stages["postprocess"] += time.perf_counter_ns() - t0
         return results
+
+    def _flag_threshold(self, track: _Track) -> float:
+        """The pose flag a track must beat: ``min_pose_presence_confidence`` on the
+        frame its detection starts it (the Tasks API's meaning), then
+        ``min_tracking_confidence`` (the legacy solution uses that one for both; with
+        the defaults, 0.5 and 0.5, they agree)."""
+        opts = self.options
+        if track.age_frames == 0:
+            return opts.min_pose_presence_confidence
+        return opts.min_tracking_confidence
 
     # -- detection ----------------------------------------------------------------
 
@@ -410,7 +428,10 @@ class PosePipeline:
         parts = [found]
         for tile in tiles:
             local = self._detect_in(image, tile, stages)
-            parts.append(tile_to_frame(local, tile, width, height))
+            # A close-up crop makes furniture look like people more often: detections
+            # in tiles must be as strong as a new track needs, in static mode too.
+            strong = np.flatnonzero(local.scores >= opts.min_track_start_confidence)
+            parts.append(tile_to_frame(local.take(strong), tile, width, height))
         return merge_detections(parts)
 
     @property
@@ -472,6 +493,9 @@ class PosePipeline:
             self._anchors,
             min_score=self.options.min_detection_confidence,
             scale_px=float(self._det.width),
+            # A tie does not count: an int8 score tensor puts many background anchors
+            # at exactly sigmoid(0) = 0.5, the default threshold.
+            strict=True,
         )
         detections = weighted_nms(decoded)
         t3 = time.perf_counter_ns()
@@ -537,6 +561,8 @@ class PosePipeline:
         roi: Roi,
         width: int,
         height: int,
+        *,
+        flag_threshold: float,
         stages: dict[str, int],
     ) -> _LandmarkOutput:
         t0 = time.perf_counter_ns()
@@ -546,7 +572,7 @@ class PosePipeline:
         model.invoke()
         t2 = time.perf_counter_ns()
         flag = float(model.output(self._i_flag).reshape(-1)[0])
-        if flag <= self.options.min_tracking_confidence:
+        if flag <= flag_threshold:
             stages["preprocess"] += t1 - t0
             stages["landmarks"] += t2 - t1
             empty = np.zeros((0, 5), np.float32)
@@ -555,8 +581,9 @@ class PosePipeline:
             model.output(self._i_landmarks).reshape(-1), self._lm.width, self._lm.height
         )
         hm_info = model.outputs[self._i_heatmap]
+        # Landmarks 35-38 are unused: refine the body and the auxiliary ones only.
         refined = refine_from_heatmap(
-            raw,
+            raw[: AUXILIARY.stop],
             model.output_raw(self._i_heatmap),
             quant_scale=hm_info.scale if hm_info.quantized else 0.0,
             quant_zero_point=hm_info.zero_point,
