@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import hashlib
 import json
 import os
 import re
@@ -36,6 +37,36 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"build_bundle: failed ({proc.returncode}): {' '.join(cmd)}")
     return proc.stdout
+
+
+def source_digest(src: Path) -> str:
+    """sha256 over the names and contents of everything the wheel is built from."""
+    h = hashlib.sha256()
+    files = [src / n for n in SOURCE_ITEMS if (src / n).is_file()]
+    files += [p for p in (src / "edge").rglob("*") if p.is_file() and not _ignored(p)]
+    for path in sorted(files):
+        h.update(str(path.relative_to(src)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _ignored(path: Path) -> bool:
+    return "__pycache__" in path.parts or path.suffix == ".pyc" or ".egg-info" in str(path)
+
+
+def cached_wheel(src: Path, out: Path, tmp: Path) -> Path:
+    """The wheel for this source: reused when the source is unchanged, else built."""
+    digest = source_digest(src)
+    cache = out / "dist"
+    record = cache / "source.sha256"
+    wheels = sorted(cache.glob("edge_pose-*.whl"))
+    if record.is_file() and record.read_text().strip() == digest and len(wheels) == 1:
+        return wheels[0]
+    wheel = build_wheel(src, tmp)
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    shutil.copy2(wheel, cache / wheel.name)
+    record.write_text(digest + "\n")
+    return cache / wheel.name
 
 
 def build_wheel(src: Path, tmp: Path) -> Path:
@@ -138,7 +169,7 @@ def main() -> None:
     bundles: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="edge-pose-build-") as name:
         tmp = Path(name)
-        wheel = build_wheel(args.src.resolve(), tmp)
+        wheel = cached_wheel(args.src.resolve(), args.out, tmp)
         for key in sorted(set(args.platform)):
             files = [wheel]
             if args.wheelhouse:
