@@ -33,7 +33,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -71,6 +71,9 @@ from edge.pose.roi import (
 )
 from edge.pose.segmentation import decode_segmentation, mask_to_frame, smooth_segmentation
 from edge.pose.types import NUM_LANDMARKS, Pose, PoseResult, Roi
+
+if TYPE_CHECKING:
+    from edge.runtime import Model
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +167,7 @@ class PoseOptions:
 class _ModelIO:
     """Finds a model's tensors by shape and knows how to fill its input."""
 
-    def __init__(self, model: Any, value_range: tuple[float, float], role: str) -> None:
+    def __init__(self, model: Model, value_range: tuple[float, float], role: str) -> None:
         self.model = model
         info = model.inputs[0]
         if len(info.shape) != 4 or info.shape[-1] != 3:
@@ -221,7 +224,7 @@ class PosePipeline:
     :func:`build_pipeline` to load them from options.
     """
 
-    def __init__(self, options: PoseOptions, detector: Any, landmarker: Any) -> None:
+    def __init__(self, options: PoseOptions, detector: Model, landmarker: Model) -> None:
         self.options = options
         self._det = _ModelIO(detector, DETECTOR_RANGE, "detector")
         self._lm = _ModelIO(landmarker, LANDMARK_RANGE, "landmark")
