@@ -181,10 +181,18 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = _no_progress) -
         with _Timer(timings, f"{role}_quantize"):
             int8 = quantize.quantize_int8(prepared, chosen, calib_inputs[0])
             quantize.check_all_int8(int8)
+        out_path = opts.out_dir / edge_models.int8_file_name(role)  # type: ignore[arg-type]
+        with _Timer(timings, f"{role}_evaluate_uncorrected"):
+            # The lever's effect, measured: the same model before bias correction.
+            uncorrected = out_path.with_name(f".{out_path.stem}.uncorrected.tflite")
+            uncorrected.write_bytes(int8)
+            try:
+                before = _evaluate(role, float_paths[role], uncorrected, held, progress)
+            finally:
+                uncorrected.unlink()
         with _Timer(timings, f"{role}_bias_correction"):
             int8, fixes = _bias_correct(recipe, int8, prepared, calib)
             summary = quantize.check_all_int8(int8)
-        out_path = opts.out_dir / edge_models.int8_file_name(role)  # type: ignore[arg-type]
         out_path.write_bytes(int8)
         with _Timer(timings, f"{role}_evaluate"):
             accuracy = _evaluate(role, float_paths[role], out_path, held, progress)
@@ -202,6 +210,7 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = _no_progress) -
                 "zero_point": summary.inputs[0].zero_point,
             },
             "accuracy": accuracy,
+            "accuracy_without_bias_correction": before,
             "bias_correction": [
                 {"conv": f.conv_output.split(";")[0], "mean_abs_shift": f.mean_abs_shift}
                 for f in fixes
@@ -232,6 +241,7 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = _no_progress) -
         "timings_s": timings,
     }
     manifest_io.write_manifest(opts.out_dir, manifest, report)
+    manifest_io.merge_earlier_models(opts.out_dir, report, edge_models.read_manifest(opts.out_dir))
     manifest_io.write_report(opts.out_dir, report)
     return BuildResult(report, timings)
 

@@ -148,8 +148,13 @@ def report_markdown(report: dict[str, Any]) -> str:
     models = report["models"]
     if "detector" in models:
         a = models["detector"]["accuracy"]
+        earlier = (
+            " (built by an earlier run)"
+            if models["detector"].get("built_by_an_earlier_run")
+            else ""
+        )
         lines += [
-            "## Detector (224x224 input)",
+            f"## Detector (224x224 input){earlier}",
             "",
             "| metric | mean | max |",
             "|---|---|---|",
@@ -166,8 +171,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         if role == "detector":
             continue
         a = m["accuracy"]
+        earlier = " (built by an earlier run)" if m.get("built_by_an_earlier_run") else ""
         lines += [
-            f"## Landmarks: {role} (256x256 crop)",
+            f"## Landmarks: {role} (256x256 crop){earlier}",
             "",
             f"{a['person_crops']} person crops (through the float detector's ROI), "
             f"{a['non_person_crops']} non-person crops.",
@@ -185,6 +191,7 @@ def report_markdown(report: dict[str, Any]) -> str:
             f"(mean |diff| {_fmt(a['flag_abs_diff_mean'], 4)})",
             "",
         ]
+    lines += _lever_lines(models)
     lines += ["## Models", "", "| model | file | size | sha256 | recipe |", "|---|---|---|---|---|"]
     for role, m in models.items():
         r = m["recipe"]
@@ -199,6 +206,71 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Tools", ""]
     lines += [f"- {k} {v}" for k, v in report["tools"].items()]
     return "\n".join(lines) + "\n"
+
+
+#: (label, key, digits) of the metrics the lever table compares.
+_LEVER_METRICS = {
+    "detector": (
+        ("top score abs diff (mean)", "top_score_abs_diff_mean", 4),
+        ("box centre px (mean)", "box_center_px_mean", 3),
+        ("detection agreement", "detection_agreement", 3),
+    ),
+    "landmarks": (
+        ("landmarks px (mean of 33)", "mean_px", 2),
+        ("world cm", "world_cm", 2),
+        ("flag agreement, person crops", "flag_agreement_person", 3),
+        ("flag agreement, non-person crops", "flag_agreement_non_person", 3),
+    ),
+}
+
+
+def _lever_lines(models: dict[str, Any]) -> list[str]:
+    """Before/after table for the output-head bias correction (the accuracy lever)."""
+    rows = []
+    for role, m in models.items():
+        before = m.get("accuracy_without_bias_correction")
+        if not before or not m.get("bias_correction"):
+            continue
+        kind = "detector" if role == "detector" else "landmarks"
+        for label, key, digits in _LEVER_METRICS[kind]:
+            rows.append(
+                f"| {role} | {label} | {before[key]:.{digits}f} | {m['accuracy'][key]:.{digits}f} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## Accuracy lever: output-head bias correction",
+        "",
+        "Mean float - int8 error of each head conv's channels on calibration samples,",
+        "folded into its int32 bias (detector: score logits on anchors with a float logit",
+        "above -4; landmarks: landmark and world coordinates on person crops).",
+        "",
+        "| model | metric | without | with |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def merge_earlier_models(out_dir: Path, report: dict[str, Any], manifest: Manifest) -> None:
+    """Carry over the report entries of models this build did not rebuild (and kept)."""
+    path = out_dir / REPORT_JSON
+    if not path.is_file():
+        return
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for role, entry in earlier.get("models", {}).items():
+        kept = role in manifest.models and (out_dir / manifest.models[role].file).is_file()
+        if role not in report["models"] and kept and entry.get("sha256") == _sha(out_dir, entry):
+            report["models"][role] = entry | {"built_by_an_earlier_run": True}
+
+
+def _sha(out_dir: Path, entry: dict[str, Any]) -> str:
+    from edge.models import sha256_file
+
+    return sha256_file(out_dir / str(entry.get("file", "")))
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> None:
