@@ -1,7 +1,9 @@
 """Which model file serves which role, on a device (int8, committed) or for comparison (float).
 
-Runtime side of the model story: resolving paths and (in
-:mod:`edge.modelbuild`) verifying them against ``models/manifest.toml``.
+Runtime side of the model story: resolving paths, reading ``models/manifest.toml``
+and verifying the model files against it (:func:`verify_models`,
+:func:`check_models`, used by the daemon at start-up and ``edge-pose models
+verify``). Building the models is :mod:`edge.modelbuild`.
 """
 
 from __future__ import annotations

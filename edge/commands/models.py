@@ -285,9 +285,9 @@ def _tqdm_progress(total: int, desc: str) -> Any:
 
 
 def _null_progress(total: int, desc: str) -> Any:
-    from edge.modelbuild.build import _no_progress
+    from edge.modelbuild.build import no_progress
 
-    return _no_progress(total, desc)
+    return no_progress(total, desc)
 
 
 # --- Edge TPU ----------------------------------------------------------------

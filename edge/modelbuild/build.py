@@ -72,7 +72,7 @@ class _Timer:
         self.timings[self.name] = round(time.perf_counter() - self.start, 2)
 
 
-def _no_progress(total: int, desc: str) -> Any:
+def no_progress(total: int, desc: str) -> Any:
     class _Null:
         def update(self, n: int = 1) -> None:
             pass
@@ -123,7 +123,7 @@ def _outputs_by_name(path: Path, stacked: list[Tensor]) -> dict[str, Tensor]:
     return {o.name: stacked[i] for i, o in enumerate(load_model(path).outputs)}
 
 
-def build_models(opts: BuildOptions, progress: ProgressFactory = _no_progress) -> BuildResult:
+def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) -> BuildResult:
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     float_dir = opts.float_dir or paths.float_models_dir()

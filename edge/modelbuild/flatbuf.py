@@ -273,10 +273,3 @@ def consumers(model: ModelT) -> dict[int, list[int]]:
             if i >= 0:
                 out.setdefault(int(i), []).append(pos)
     return out
-
-
-def metadata_names(model: ModelT) -> list[str]:
-    return [
-        md.name.decode() if isinstance(md.name, bytes) else str(md.name)
-        for md in model.metadata or []
-    ]

@@ -12,7 +12,6 @@ ranges we choose (:mod:`edge.modelbuild.ranges`). Afterwards:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -144,11 +143,3 @@ def check_all_int8(model_bytes: bytes) -> flatbuf.GraphSummary:
     if problems:
         raise NotInt8Error("not fully int8: " + "; ".join(problems))
     return summary
-
-
-@dataclass(frozen=True, slots=True)
-class QuantizedIO:
-    """Scale/zero point of the int8 input (for documentation in the report)."""
-
-    scale: float
-    zero_point: int
