@@ -181,7 +181,11 @@ def verify_models(
         entry = manifest.models.get(role)
         if entry is None:
             path = directory / MANIFEST_NAME
-            msg = f"{path} lists no model for {role!r}; {_fix_hint()}"
+            msg = (
+                f"{path} lists no int8 model for {role!r}; build it with "
+                f"`edge-pose models build --calibration VIDEO... --models {role}` "
+                "or use a model that is listed (`edge-pose models list`)"
+            )
             problems.append(ModelProblem(role, path, "", None, msg))
             continue
         path = directory / entry.file

@@ -172,6 +172,11 @@ def test_verify_detects_a_missing_model(models_copy: Path, manifest: models.Mani
     assert "missing" in problem.message and entry.sha256 in problem.message
 
 
+def test_a_model_not_built_names_the_build_command(models_dir: Path) -> None:
+    (problem,) = models.verify_models(models_dir, ("heavy",))
+    assert "--models heavy" in problem.message
+
+
 def test_verify_without_manifest(tmp_path: Path) -> None:
     (problem,) = models.verify_models(tmp_path)
     assert "manifest.toml" in problem.message
