@@ -332,6 +332,15 @@ def test_unit_installed_and_enabled_without_systemd(site: Site, first_run: Run) 
     assert (oct(st.st_mode & 0o777), st.st_uid) == ("0o644", 0)
     link = root / WANTS_LINK.lstrip("/")
     assert link.is_symlink() and os.readlink(link) == UNIT
+    # systemd's own offline view of the root file system agrees (systemctl --root).
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        pytest.fail("systemctl missing on the controller: scripts/setup --dev installs systemd")
+    enabled = subprocess.run(
+        [systemctl, f"--root={root}", "is-enabled", "edge-pose.service"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert enabled.stdout.strip() == "enabled", enabled.stdout + enabled.stderr
     # systemd is not PID 1 in a chroot: the role must say it did not start or verify.
     assert site.said(first_run, "is not booted with systemd")
     assert site.said(first_run, "NOT started and the service is NOT verified")
