@@ -67,11 +67,19 @@ def ensure_tarball(suite: str = "bookworm") -> Path:
         shutil.rmtree(work, ignore_errors=True)
         mirror = host_mirror()
         log.info("debootstrap %s from %s into %s", suite, mirror, work)
-        subprocess.run(
+        proc = subprocess.run(
             ["debootstrap", "--variant=minbase", "--include=python3", suite, str(work), mirror],
-            check=True,
+            check=False,
             capture_output=True,
+            text=True,
         )
+        if proc.returncode != 0:
+            log_file = work / "debootstrap/debootstrap.log"
+            detail = log_file.read_text(errors="replace")[-3000:] if log_file.is_file() else ""
+            raise RuntimeError(
+                f"debootstrap {suite} from {mirror} failed ({proc.returncode}):\n"
+                f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}{detail}"
+            )
         # Smaller tarball: no downloaded .debs, no package lists (the role updates them).
         subprocess.run(["chroot", str(work), "apt-get", "clean"], check=True)
         for lists in (work / "var/lib/apt/lists").glob("*_*"):
