@@ -44,10 +44,28 @@ class MqttSink:
 
         self._source = source
         self._publisher = Publisher(_settings(url))
+        before = {t.ident for t in threading.enumerate()}
         self._publisher.start()
         if not self._publisher.wait_connected(connect_timeout_s):
             self._publisher.stop(clean=False)
             raise ConnectionError(f"no MQTT broker answered at {url} within {connect_timeout_s} s")
+        #: The publisher's own threads (sender: encodes and sends; paho's network loop).
+        self._threads = [t for t in threading.enumerate() if t.ident not in before]
+        self._thread_cpu: dict[int, int] = {}
+
+    def thread_cpu_ns(self) -> int:
+        """CPU time used so far by the publisher's threads (they encode and send while
+        the next frame is processed: the bench charges it to publishing, not the pipeline)."""
+        total = 0
+        for t in self._threads:
+            ident = t.ident
+            if ident is None:
+                continue
+            if t.is_alive():  # an ended thread keeps its last reading
+                clock = time.pthread_getcpuclockid(ident)
+                self._thread_cpu[ident] = time.clock_gettime_ns(clock)
+            total += self._thread_cpu.get(ident, 0)
+        return total
 
     def publish(self, result: PoseResult, frame_index: int) -> None:
         self._publisher.publish_result(result, frame_index, self._source)

@@ -43,6 +43,8 @@ class PublishSink(Protocol):
 
     def close(self) -> dict[str, Any]: ...
 
+    def thread_cpu_ns(self) -> int: ...
+
 
 def iter_frames(source: str, max_frames: int) -> Iterator[TimedFrame]:
     """Decoded RGB frames from ``source`` (file, folder, camera), with capture timings."""
@@ -105,6 +107,9 @@ class EncodeOnly:
 
     def close(self) -> dict[str, Any]:
         return {"bytes_encoded": self.bytes_encoded}
+
+    def thread_cpu_ns(self) -> int:
+        return 0  # encodes in the calling thread, inside the publish window
 
 
 def make_sink(broker: str | None, source: str) -> PublishSink:
