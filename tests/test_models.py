@@ -222,6 +222,26 @@ def test_models_help_teaches() -> None:
     assert "--calibration" in proc.stdout and "examples:" in proc.stdout
 
 
+def test_models_evaluate_is_an_action() -> None:
+    proc = _edge_pose("models", "evaluate", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--landmark" in proc.stdout and "PCK@0.2" in proc.stdout
+
+
+def test_lite_heatmap_keeps_its_positive_peaks(models_dir: Path, manifest: models.Manifest) -> None:
+    """The heatmap output (refinement weighs by sigmoid of its peaks) is not clipped at 0.
+
+    A percentile range ended at 0 (zero point 127): every positive logit came out 0.
+    """
+    summary = flatbuf.summarize(flatbuf.read(models_dir / manifest.models["lite"].file))
+    heatmap = next(t for t in summary.outputs if t.shape[-1] == 39 and len(t.shape) == 4)
+    high = (127 - heatmap.zero_point) * heatmap.scale
+    low = (-128 - heatmap.zero_point) * heatmap.scale
+    assert high >= 4.5, (low, high)
+    assert low <= -12.0, (low, high)
+    assert heatmap.scale <= 0.15
+
+
 def test_prepare_is_bit_exact(float_models_dir: Path) -> None:
     """fp16 weights baked to fp32 constants: same outputs, no DEQUANTIZE, a signature."""
     original = (float_models_dir / "pose_landmark_lite.tflite").read_bytes()

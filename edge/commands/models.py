@@ -36,6 +36,7 @@ examples:
   edge-pose models build --calibration my-camera-clips/ --out /tmp/models --models lite
   edge-pose models check-edgetpu models/pose_landmark_lite_int8.tflite
   edge-pose models compile-edgetpu         # needs edgetpu_compiler (x86-64, Coral's apt repo)
+  edge-pose models evaluate                # scoreboard of the built pair vs float (issue 4)
 """
 
 
@@ -55,6 +56,9 @@ def register(sub: Any) -> None:
     _register_build(msub)
     _register_check(msub)
     _register_compile(msub)
+    from edge.eval.cli import register_evaluate
+
+    register_evaluate(msub)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -57,6 +57,11 @@ class ModelRecipe:
         }
 
 
+#: Heatmap logits are mostly far below zero, so a percentile range ended at 0 and
+#: clipped every positive peak (float peaks reach +4.6 on calibration crops) that
+#: heatmap refinement weighs by; below -24 a logit's sigmoid is < 1e-10.
+_HEATMAP_WHY = "heatmap logits: keep the positive peaks refinement weighs by"
+
 RECIPES: dict[str, ModelRecipe] = {
     "detector": ModelRecipe(
         role="detector",
@@ -77,7 +82,10 @@ RECIPES: dict[str, ModelRecipe] = {
         method="percentile",
         percentile=99.9,
         input_range=(0.0, 1.0),
-        fixed=(FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),),
+        fixed=(
+            FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),
+            FixedRange("Identity_3", -24.0, 8.0, why=_HEATMAP_WHY),
+        ),
         calibration="landmark",
         bias_corrected=("Identity", "Identity_4"),
     ),
@@ -87,7 +95,10 @@ RECIPES: dict[str, ModelRecipe] = {
         method="percentile",
         percentile=99.9,
         input_range=(0.0, 1.0),
-        fixed=(FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),),
+        fixed=(
+            FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),
+            FixedRange("Identity_3", -24.0, 8.0, why=_HEATMAP_WHY),
+        ),
         calibration="landmark",
         bias_corrected=("Identity", "Identity_4"),
     ),
