@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 MODEL_NAMES = {"lite": 0, "full": 1, "heavy": 2}
+#: sysexits EX_DATAERR: a model file is missing or corrupt (as `edge-pose run`).
+EX_DATAERR = 65
 
 DESCRIPTION = """\
 Run the pose pipeline over video files, image files and folders of images, and write
@@ -297,6 +299,15 @@ def _process(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"edge-pose process: {exc}", file=sys.stderr)
         return 2
+    if options.precision == "int8":
+        # The same start-up check as the daemon: a corrupt model fails here, by name.
+        from edge.models import ModelIntegrityError, check_models
+
+        try:
+            check_models(roles=("detector", args.model))
+        except ModelIntegrityError as exc:
+            print(f"edge-pose process: {exc}", file=sys.stderr)
+            return EX_DATAERR
     try:
         pipeline = build_pipeline(options)
     except ModelLoadError as exc:
