@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge import models
-from edge.modelbuild import edgetpu, flatbuf, frames, prepare, quantize, ranges
+from edge.modelbuild import datasets, edgetpu, flatbuf, frames, prepare, quantize, ranges
 from edge.modelbuild.evaluate import detector_accuracy, landmark_accuracy
 from edge.modelbuild.sources import FetchError, fetch_all, fetch_source
 from edge.pose.crop import LANDMARK_RANGE, make_encoding
@@ -334,3 +334,36 @@ def test_calibration_inputs(tmp_path: Path, shared_data: Path) -> None:
     assert len(read) == len(files)
     assert sum(f.held_out for f in read) == len(files) // frames.HOLDOUT_EVERY
     assert frames.inputs_digest(files) == frames.inputs_digest(list(files))
+
+
+def test_jittered_roi_stays_near_the_tracked_roi() -> None:
+    from edge.pose.types import Roi
+
+    roi = Roi(100.0, 200.0, 80.0, 80.0, 0.3)
+    rng = np.random.default_rng(0)
+    out = [datasets.jittered_roi(roi, rng) for _ in range(200)]
+    shifts = np.array([[r.center_x_px - 100.0, r.center_y_px - 200.0] for r in out])
+    assert np.abs(shifts).max() <= datasets.JITTER_SHIFT * 80.0 + 1e-9
+    assert np.abs(shifts).max() > 0.5 * datasets.JITTER_SHIFT * 80.0  # it does move
+    scales = np.array([r.width_px / 80.0 for r in out])
+    assert datasets.JITTER_SCALE[0] <= scales.min() and scales.max() <= datasets.JITTER_SCALE[1]
+    turns = np.array([r.rotation_rad - 0.3 for r in out])
+    assert np.abs(turns).max() <= datasets.JITTER_ROTATION_RAD + 1e-9
+
+
+def test_calibration_options_never_change_the_held_out_split() -> None:
+    rgb = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    split = [frames.Frame("x", i, rgb, held_out=i % 2 == 1) for i in range(4)]
+
+    def no_person(tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((2254, 12), np.float32), np.full((2254, 1), -100.0, np.float32)
+
+    base = datasets.build_samples(split, no_person, held_out=True)
+    more = datasets.build_samples(
+        split, no_person, held_out=True, person_jitter=2, non_person_per_frame=3
+    )
+    assert len(more.non_person_crops) == len(base.non_person_crops) == 2
+    for a, b in zip(base.non_person_crops, more.non_person_crops, strict=True):
+        np.testing.assert_array_equal(a, b)
+    calib = datasets.build_samples(split, no_person, held_out=False, non_person_per_frame=3)
+    assert len(calib.non_person_crops) == 2 * 2 * 3  # 2 frames, mirrored, 3 each

@@ -247,6 +247,18 @@ def _register_build(sub: Any) -> None:
         default=None,
         help="frames sampled evenly from each video (default: 100)",
     )
+    p.add_argument(
+        "--person-jitter",
+        type=int,
+        default=0,
+        help="extra tracking-style jittered copies of each calibration person crop (default: 0)",
+    )
+    p.add_argument(
+        "--non-person-per-frame",
+        type=int,
+        default=1,
+        help="random non-person crops per calibration frame (default: 1)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_build)
 
@@ -271,6 +283,8 @@ def _build(args: argparse.Namespace) -> int:
         out_dir=out,
         roles=roles,
         frames_per_video=args.frames_per_video or DEFAULT_FRAMES_PER_VIDEO,
+        person_jitter=args.person_jitter,
+        non_person_per_frame=args.non_person_per_frame,
     )
     progress = _null_progress if args.no_progress else _tqdm_progress
     try:

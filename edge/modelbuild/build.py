@@ -52,6 +52,10 @@ class BuildOptions:
     frames_per_video: int = DEFAULT_FRAMES_PER_VIDEO
     float_dir: Path | None = None
     seed: int = SEED
+    #: Extra tracking-style jittered copies of each calibration person crop.
+    person_jitter: int = 0
+    #: Random non-person crops per calibration frame (held-out: always 1).
+    non_person_per_frame: int = datasets.NON_PERSON_PER_FRAME
 
 
 @dataclass(slots=True)
@@ -154,7 +158,13 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
     with _Timer(timings, "samples"):
         bar = progress(len(all_frames), "crops (float detector ROIs)")
         calib = datasets.build_samples(
-            all_frames, detector, held_out=False, seed=opts.seed, progress=bar.update
+            all_frames,
+            detector,
+            held_out=False,
+            seed=opts.seed,
+            progress=bar.update,
+            person_jitter=opts.person_jitter,
+            non_person_per_frame=opts.non_person_per_frame,
         )
         held = datasets.build_samples(
             all_frames, detector, held_out=True, seed=opts.seed, progress=bar.update
@@ -225,6 +235,8 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
             "frames_per_video": opts.frames_per_video,
             "held_out_every": frames.HOLDOUT_EVERY,
             "seed": opts.seed,
+            "person_jitter": opts.person_jitter,
+            "non_person_per_frame": opts.non_person_per_frame,
             "calibration_split": {
                 "detector_inputs": len(calib.detector),
                 "person_crops": len(calib.person_crops),

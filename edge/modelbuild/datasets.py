@@ -36,6 +36,11 @@ LANDMARK_SIZE_PX = 256
 MAX_PERSONS_PER_FRAME = 3
 #: Random non-person crops per frame.
 NON_PERSON_PER_FRAME = 1
+#: Tracking-style ROI jitter of calibration person crops: centre shift (fraction of
+#: the ROI size), scale factor range and rotation (radians), uniform.
+JITTER_SHIFT = 0.08
+JITTER_SCALE = (0.9, 1.15)
+JITTER_ROTATION_RAD = 0.2
 
 Tensor = NDArray[np.float32]
 #: Runs the float detector on one (1, 224, 224, 3) tensor -> (boxes (2254, 12), logits (2254, 1)).
@@ -109,6 +114,19 @@ def random_non_person_roi(
     return None
 
 
+def jittered_roi(roi: Roi, rng: np.random.Generator) -> Roi:
+    """``roi`` shifted, scaled and turned a little, as tracking from the last frame makes it."""
+    size = max(roi.width_px, roi.height_px)
+    scale = float(rng.uniform(*JITTER_SCALE))
+    return Roi(
+        roi.center_x_px + float(rng.uniform(-JITTER_SHIFT, JITTER_SHIFT)) * size,
+        roi.center_y_px + float(rng.uniform(-JITTER_SHIFT, JITTER_SHIFT)) * size,
+        roi.width_px * scale,
+        roi.height_px * scale,
+        roi.rotation_rad + float(rng.uniform(-JITTER_ROTATION_RAD, JITTER_ROTATION_RAD)),
+    )
+
+
 def build_samples(
     frames: Sequence[Frame],
     detector: DetectorFn,
@@ -116,10 +134,19 @@ def build_samples(
     held_out: bool,
     seed: int = 0,
     progress: Callable[[int], object] | None = None,
+    person_jitter: int = 0,
+    non_person_per_frame: int = NON_PERSON_PER_FRAME,
 ) -> Samples:
-    """Detector tensors, person crops and non-person crops for one split."""
+    """Detector tensors, person crops and non-person crops for one split.
+
+    Calibration only (the held-out split never changes): ``person_jitter`` extra
+    jittered crops per person and ``non_person_per_frame`` random non-person crops.
+    """
     anchors = generate_anchors()
     rng = np.random.default_rng(seed + (1 if held_out else 0))
+    jitter_rng = np.random.default_rng(seed + 2)
+    if held_out:
+        person_jitter, non_person_per_frame = 0, NON_PERSON_PER_FRAME
     out = Samples()
     for frame in frames:
         if frame.held_out != held_out:
@@ -130,7 +157,12 @@ def build_samples(
             out.detector.append(tensor)
             persons = person_rois(rgb, tensor, padding, detector, anchors)
             out.person_crops.extend(landmark_tensor(rgb, roi) for roi in persons)
-            for _ in range(NON_PERSON_PER_FRAME):
+            out.person_crops.extend(
+                landmark_tensor(rgb, jittered_roi(roi, jitter_rng))
+                for roi in persons
+                for _ in range(person_jitter)
+            )
+            for _ in range(non_person_per_frame):
                 roi = random_non_person_roi(rgb, persons, rng)
                 if roi is not None:
                     out.non_person_crops.append(landmark_tensor(rgb, roi))
