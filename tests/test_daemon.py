@@ -5,11 +5,8 @@ a new process, SIGTERM publishes `stopped` and exits 0; bad configs exit 78 nami
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,46 +17,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge import paths
 from edge.models import int8_file_name
-from tests.support.mosquitto import Mosquitto
+from tests.support.faults import EDGE_POSE, daemon_env, model_precision, write_config
+from tests.support.mosquitto import Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-EDGE_POSE = [sys.executable, "-m", "edge"]
-
-
-def model_precision() -> str:
-    """int8 when the built models are committed, else the float originals (same code path)."""
-    d = paths.models_dir()
-    if (d / int8_file_name("detector")).is_file() and (d / int8_file_name("lite")).is_file():
-        return "int8"
-    return "float"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
-    lines: list[str] = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {json.dumps(value)}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def daemon_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_POSE_")}
-    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
-        env.pop(key, None)
-    env.update(extra)
-    env["EDGE_POSE_MODELS_DIR"] = str(paths.models_dir())
-    return env
 
 
 @dataclass

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_daemon import daemon_env, free_port, model_precision
+from tests.support.faults import daemon_env, model_precision
+from tests.support.mosquitto import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,8 @@ from edge.config import ConfigError, EdgeConfig, LoadedConfig, load_config
 from edge.daemon import Daemon, Pipeline
 from edge.pose.types import PoseResult
 from edge.sdnotify import Notifier
-from tests.test_daemon import EDGE_POSE, daemon_env, free_port, model_precision
+from tests.support.faults import EDGE_POSE, daemon_env, model_precision
+from tests.support.mosquitto import free_port
 
 
 class FailingEveryThird:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.faults import EDGE_POSE, daemon_env, model_precision, write_config
 from tests.support.mjpeg_server import MjpegServer, jpeg_frames_from_clip
-from tests.test_daemon import EDGE_POSE, daemon_env, free_port, model_precision, write_config
+from tests.support.mosquitto import free_port
 
 WATCHDOG_USEC = 1_000_000  # systemd would then expect a ping every 0.5 s
 
