@@ -62,6 +62,24 @@ class ModelRecipe:
 #: heatmap refinement weighs by; below -24 a logit's sigmoid is < 1e-10.
 _HEATMAP_WHY = "heatmap logits: keep the positive peaks refinement weighs by"
 
+
+def _landmark_recipe(role: str) -> ModelRecipe:
+    """The landmark models (lite, full) share one recipe; only the source differs."""
+    return ModelRecipe(
+        role=role,
+        source=f"pose_landmark_{role}",
+        method="percentile",
+        percentile=99.9,
+        input_range=(0.0, 1.0),
+        fixed=(
+            FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),
+            FixedRange("Identity_3", -24.0, 8.0, why=_HEATMAP_WHY),
+        ),
+        calibration="landmark",
+        bias_corrected=("Identity", "Identity_4"),
+    )
+
+
 RECIPES: dict[str, ModelRecipe] = {
     "detector": ModelRecipe(
         role="detector",
@@ -76,32 +94,8 @@ RECIPES: dict[str, ModelRecipe] = {
         calibration="detector",
         bias_corrected=("Identity_1",),
     ),
-    "lite": ModelRecipe(
-        role="lite",
-        source="pose_landmark_lite",
-        method="percentile",
-        percentile=99.9,
-        input_range=(0.0, 1.0),
-        fixed=(
-            FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),
-            FixedRange("Identity_3", -24.0, 8.0, why=_HEATMAP_WHY),
-        ),
-        calibration="landmark",
-        bias_corrected=("Identity", "Identity_4"),
-    ),
-    "full": ModelRecipe(
-        role="full",
-        source="pose_landmark_full",
-        method="percentile",
-        percentile=99.9,
-        input_range=(0.0, 1.0),
-        fixed=(
-            FixedRange("Identity_1", -12.0, 12.0, before_sigmoid=True, why="pose flag"),
-            FixedRange("Identity_3", -24.0, 8.0, why=_HEATMAP_WHY),
-        ),
-        calibration="landmark",
-        bias_corrected=("Identity", "Identity_4"),
-    ),
+    "lite": _landmark_recipe("lite"),
+    "full": _landmark_recipe("full"),
 }
 
 
