@@ -8,16 +8,14 @@ session-cached fixture in ``tests/support/reference.py``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from edge.eval.reference import iter_video_rgb, read_image_rgb
-from edge.eval.results import Stream, compare_streams, stream_from_results
+from edge.eval.results import compare_streams, stream_from_results
 from edge.pose import PoseOptions, PoseResult, build_pipeline
-from tests.support.reference import LITE_TRACKING, ReferenceCache
+from tests.support.reference import LITE_TRACKING, ReferenceCache, expected_stream
 
 pytestmark = pytest.mark.mediapipe
 
@@ -44,17 +42,6 @@ def _describe(label: str, agr: object) -> str:
     )
 
 
-def _expected(path: Path, width: int, height: int, model: str | None = None) -> Stream:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    lm = np.zeros((1, 33, 5))
-    lm[..., 3:] = 1.0
-    if model is None:
-        lm[0, :, :2] = np.asarray(data["landmarks_px_xy_33"], dtype=np.float64) / [width, height]
-    else:
-        lm[0, :, :3] = np.asarray(data["landmarks"][model], dtype=np.float64)
-    return Stream(lm, np.array([width]), np.array([height]))
-
-
 @pytest.mark.slow
 def test_float_lite_tracks_dance_like_mediapipe(
     shared_data: Path, mediapipe_reference: ReferenceCache
@@ -78,7 +65,7 @@ def test_float_lite_on_yoga_matches_expected(shared_data: Path) -> None:
     )
     ours = stream_from_results([pipeline.process(rgb, 0)])
     agr = compare_streams(
-        ours, _expected(image.with_suffix(".expected.json"), rgb.shape[1], rgb.shape[0])
+        ours, expected_stream(image.with_suffix(".expected.json"), rgb.shape[1], rgb.shape[0])
     )
     # issue 3: <= 0.03 (MediaPipe's own lite: 0.023); measured 0.0233.
     assert agr.frames_compared == 1
@@ -92,7 +79,7 @@ def test_float_full_on_seated_matches_expected(shared_data: Path) -> None:
         PoseOptions(model_complexity=1, precision="float", static_image_mode=True)
     )
     ours = stream_from_results([pipeline.process(rgb, 0)])
-    exp = _expected(image.with_suffix(".expected.json"), rgb.shape[1], rgb.shape[0], "full")
+    exp = expected_stream(image.with_suffix(".expected.json"), rgb.shape[1], rgb.shape[0], "full")
     agr = compare_streams(ours, exp)
     # issue 3: <= 0.02 of the *full* entries (MediaPipe full: 0.013); measured 0.0174.
     assert agr.frames_compared == 1

@@ -6,29 +6,16 @@ metric drifts, the pipeline's acceptance numbers would be meaningless.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge.eval.reference import ReferenceOptions
-from edge.eval.results import Stream, compare_streams
-from tests.support.reference import ReferenceCache
+from edge.eval.results import compare_streams
+from tests.support.reference import ReferenceCache, expected_stream
 
 pytestmark = pytest.mark.mediapipe
-
-
-def expected_stream(path: Path, width: int, height: int, model: str | None = None) -> Stream:
-    """An ``*.expected.json`` file as a one-frame stream (all landmarks visible)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    lm = np.zeros((1, 33, 5))
-    lm[..., 3:] = 1.0
-    if model is None:
-        lm[0, :, :2] = np.asarray(data["landmarks_px_xy_33"], dtype=np.float64) / [width, height]
-    else:
-        lm[0, :, :3] = np.asarray(data["landmarks"][model], dtype=np.float64)
-    return Stream(lm, np.array([width]), np.array([height]))
 
 
 def test_reference_matches_yoga_expected(

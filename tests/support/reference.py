@@ -8,8 +8,10 @@ caches each (input, options) answer for the rest of the session.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.eval.reference import (
@@ -54,3 +56,15 @@ class ReferenceCache:
 @pytest.fixture(scope="session")
 def mediapipe_reference(mediapipe_python: Path, float_models_dir: Path) -> ReferenceCache:
     return ReferenceCache(mediapipe_python, float_models_dir)
+
+
+def expected_stream(path: Path, width: int, height: int, model: str | None = None) -> Stream:
+    """An ``*.expected.json`` file as a one-frame stream (all landmarks visible)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lm = np.zeros((1, 33, 5))
+    lm[..., 3:] = 1.0
+    if model is None:
+        lm[0, :, :2] = np.asarray(data["landmarks_px_xy_33"], dtype=np.float64) / [width, height]
+    else:
+        lm[0, :, :3] = np.asarray(data["landmarks"][model], dtype=np.float64)
+    return Stream(lm, np.array([width]), np.array([height]))
