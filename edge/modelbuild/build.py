@@ -25,6 +25,7 @@ from edge import paths
 from edge.modelbuild import (
     biascorrect,
     datasets,
+    equalize,
     evaluate,
     frames,
     manifest_io,
@@ -176,6 +177,10 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
         recipe = RECIPES[role]
         with _Timer(timings, f"{role}_prepare"):
             prepared = prepare.prepare_file(float_paths[role])
+        scalings: list[equalize.StreamScaling] = []
+        if recipe.equalize:
+            with _Timer(timings, f"{role}_equalize"):
+                prepared, scalings = equalize.equalize(prepared, _equalize_inputs(recipe, calib))
         in_names, _ = quantize.input_output_names(prepared)
         policy = range_policy(recipe, prepared, in_names[0])
         if recipe.calibration == "detector":
@@ -226,6 +231,15 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
                 for f in fixes
             ],
         }
+        if scalings:
+            report_models[role]["equalized_streams"] = [
+                {
+                    "tensor": sc.first_tensor.split(";")[0],
+                    "channels": sc.channels,
+                    "scale_range": [round(sc.scale_min, 3), round(sc.scale_max, 3)],
+                }
+                for sc in scalings
+            ]
     timings["total"] = round(time.perf_counter() - t_start, 2)
     report = {
         "calibration": {
@@ -256,6 +270,12 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
     manifest_io.merge_earlier_models(opts.out_dir, report, edge_models.read_manifest(opts.out_dir))
     manifest_io.write_report(opts.out_dir, report)
     return BuildResult(report, timings)
+
+
+def _equalize_inputs(recipe: ModelRecipe, calib: datasets.Samples) -> list[Tensor]:
+    """Every 8th calibration input: enough to see each channel's range."""
+    inputs = calib.detector if recipe.calibration == "detector" else calib.landmark_inputs()[0]
+    return inputs[::8]
 
 
 def _bias_correct(

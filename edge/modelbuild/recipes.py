@@ -40,6 +40,9 @@ class ModelRecipe:
     calibration: str  # "detector" (letterboxed frames) or "landmark" (crops)
     #: Outputs whose head convs get empirical bias correction (see biascorrect).
     bias_corrected: tuple[str, ...] = ()
+    #: Cross-layer equalisation of the residual streams before calibration
+    #: (:mod:`edge.modelbuild.equalize`).
+    equalize: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,8 @@ class ModelRecipe:
             "activation_range": RangePolicy(self.method, self.percentile).describe(),
             "input_range": list(self.input_range),
             "bias_correction": list(self.bias_corrected),
+            # only when on, so manifests of earlier builds stay comparable
+            **({"cross_layer_equalization": True} if self.equalize else {}),
             "fixed_ranges": {
                 (f"{f.output} logit" if f.before_sigmoid else f.output): [f.low, f.high]
                 for f in self.fixed
