@@ -24,13 +24,22 @@ from edge.pose import PoseOptions, build_pipeline
 FRAME_INTERVAL_NS = 100_000_000
 
 
+#: Recall inside the intervals: issue 3 asks >= 0.98 of the product's pipeline (int8,
+#: the default: measured 343/348 = 0.9856). The float path misses one frame more
+#: (341/348 = 0.9799, MediaPipe's own lite solution: also 0.9799): at frame 195 the
+#: float landmark model's own pose flag falls below 0.5 while the person is half out
+#: of the frame, and the detector cannot see the rest; its bound catches regressions.
+MIN_RECALL = {"int8": 0.98, "float": 0.975}
+
+
 @pytest.mark.slow
-def test_float_lite_presence_on_enter_leave_clip(shared_data: Path) -> None:
+@pytest.mark.parametrize("precision", ["int8", "float"])
+def test_lite_presence_on_enter_leave_clip(shared_data: Path, precision: str) -> None:
     clip = shared_data / "video" / "one-by-one-enter-leave.mp4"
     intervals = json.loads(clip.with_suffix(".presence.json").read_text())[
         "present_intervals_frames"
     ]
-    pipeline = build_pipeline(PoseOptions(model_complexity=0, precision="float"))
+    pipeline = build_pipeline(PoseOptions(model_complexity=0, precision=precision))
     has_pose = np.array(
         [
             bool(pipeline.process(rgb, i * FRAME_INTERVAL_NS).poses)
@@ -44,7 +53,4 @@ def test_float_lite_presence_on_enter_leave_clip(shared_data: Path) -> None:
     assert all(d is not None and d <= 5 for d in score.pickup_delay_frames), message
     # issue 3: a pose on at most 5% of the frames > 5 frames outside (measured 0/122)
     assert score.ghost_rate <= 0.05, message
-    # issue 3 targets recall >= 0.98; measured 341/348 = 0.9799 (the misses are the last
-    # 5 and 2 frames of the intervals, as the person walks out; MediaPipe: also 0.9799).
-    # This bound catches regressions; raise it to 0.98 when the pipeline gets there.
-    assert score.recall >= 0.975, message
+    assert score.recall >= MIN_RECALL[precision], message
