@@ -84,6 +84,53 @@ def crop_perspective(roi: Roi, tensor_width: int, tensor_height: int) -> NDArray
     return np.asarray(cv2.getPerspectiveTransform(src, dst), dtype=np.float64)
 
 
+class RgbaScratch:
+    """Reusable buffers for :func:`warp_roi`'s four-channel path.
+
+    OpenCV's bilinear warp is about 2.5x faster on 4-channel images than on
+    3-channel ones (SIMD paths), so the ROI's bounding box is copied into a
+    frame-sized RGBA buffer (only that box, every frame) and the warp runs on it.
+    Each channel is sampled exactly as in the 3-channel warp: the result is
+    bit-identical (tested). One instance per pipeline; not thread safe.
+    """
+
+    __slots__ = ("frame", "patches")
+
+    def __init__(self) -> None:
+        self.frame: NDArray[np.uint8] = np.empty((0, 0, 4), np.uint8)
+        self.patches: dict[tuple[int, int], NDArray[np.uint8]] = {}
+
+    def frame_buffer(self, height: int, width: int) -> NDArray[np.uint8]:
+        if self.frame.shape[:2] != (height, width):
+            self.frame = np.zeros((height, width, 4), np.uint8)
+        return self.frame
+
+    def patch_buffer(self, height: int, width: int) -> NDArray[np.uint8]:
+        patch = self.patches.get((height, width))
+        if patch is None:
+            patch = self.patches[(height, width)] = np.empty((height, width, 4), np.uint8)
+        return patch
+
+
+#: Pixels around the ROI's bounding box that bilinear sampling may touch.
+_BOX_MARGIN_PX = 3
+
+
+def _roi_box(roi: Roi, width: int, height: int) -> tuple[int, int, int, int]:
+    """Frame pixels (x0, y0, x1, y1) the warp of ``roi`` can read, clipped to the frame.
+
+    Outside the frame the border rule reads the frame's edge pixels, which the
+    clipped box then contains."""
+    corners = roi_corners_px(roi)
+    lo = np.floor(corners.min(axis=0)) - _BOX_MARGIN_PX
+    hi = np.ceil(corners.max(axis=0)) + _BOX_MARGIN_PX
+    x0 = int(min(max(lo[0], 0), width - 1))
+    y0 = int(min(max(lo[1], 0), height - 1))
+    x1 = int(min(max(hi[0], x0 + 1), width))
+    y1 = int(min(max(hi[1], y0 + 1), height))
+    return x0, y0, x1, y1
+
+
 def warp_roi(
     image: NDArray[np.uint8],
     roi: Roi,
@@ -92,6 +139,7 @@ def warp_roi(
     border: Border,
     *,
     out: NDArray[np.uint8] | None = None,
+    rgba: RgbaScratch | None = None,
 ) -> NDArray[np.uint8]:
     """Bilinear warp of ``roi`` from the full frame to a ``(H, W, C)`` uint8 patch.
 
@@ -99,6 +147,8 @@ def warp_roi(
     rectangle it is affine). ``warpAffine`` with the same matrix computes source
     coordinates in a coarser fixed point and lands up to 1/32 px elsewhere, which
     costs about 0.001 torso of agreement with MediaPipe; the cost is the same.
+    With ``rgba`` scratch buffers, a 3-channel frame is warped through its
+    4-channel copy (same pixels, 2.5x less time; see :class:`RgbaScratch`).
     """
     matrix = crop_perspective(roi, tensor_width, tensor_height)
     kwargs: dict[str, Any] = {
@@ -107,6 +157,18 @@ def warp_roi(
         "borderValue": (0, 0, 0, 0),
     }
     size = (tensor_width, tensor_height)
+    if rgba is not None and image.ndim == 3 and image.shape[2] == 3:
+        height, width = int(image.shape[0]), int(image.shape[1])
+        x0, y0, x1, y1 = _roi_box(roi, width, height)
+        frame4 = rgba.frame_buffer(height, width)
+        box = frame4[y0:y1, x0:x1]
+        cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2RGBA, dst=box)
+        patch4 = rgba.patch_buffer(tensor_height, tensor_width)
+        cv2.warpPerspective(frame4, matrix, size, dst=patch4, **kwargs)
+        if out is None:
+            out = np.empty((tensor_height, tensor_width, 3), np.uint8)
+        written = cv2.cvtColor(patch4, cv2.COLOR_RGBA2RGB, dst=out)
+        return np.asarray(written, dtype=np.uint8)
     if out is not None:
         written = cv2.warpPerspective(image, matrix, size, dst=out, **kwargs)
         return np.asarray(written, dtype=np.uint8)
@@ -166,23 +228,24 @@ def crop_into_tensor(
     border: Border,
     *,
     scratch: NDArray[np.uint8] | None = None,
+    rgba: RgbaScratch | None = None,
 ) -> None:
     """Warp ``roi`` of ``image`` (H, W, 3 uint8 RGB) into ``tensor`` ((1,) h, w, 3), in place.
 
     ``scratch`` is an optional (h, w, 3) uint8 buffer reused between frames for the
-    float and LUT encodings.
+    float and LUT encodings; ``rgba`` the 4-channel buffers of the faster warp.
     """
     plane = tensor.reshape(tuple(tensor.shape)[-3:])
     h, w = int(plane.shape[0]), int(plane.shape[1])
     if encoding.kind in ("xor128", "identity"):
         target = plane.view(np.uint8)
-        written = warp_roi(image, roi, w, h, border, out=target)
+        written = warp_roi(image, roi, w, h, border, out=target, rgba=rgba)
         if written is not target and not np.shares_memory(written, target):
             np.copyto(target, written)
         if encoding.kind == "xor128":
             np.bitwise_xor(target, np.uint8(0x80), out=target)
         return
-    patch = warp_roi(image, roi, w, h, border, out=scratch)
+    patch = warp_roi(image, roi, w, h, border, out=scratch, rgba=rgba)
     if encoding.kind == "float":
         np.multiply(patch, np.float32(encoding.scale), out=plane, dtype=np.float32)
         if encoding.offset != 0.0:

@@ -42,6 +42,7 @@ from edge.pose.anchors import generate_anchors
 from edge.pose.crop import (
     DETECTOR_RANGE,
     LANDMARK_RANGE,
+    RgbaScratch,
     crop_into_tensor,
     letterbox_roi,
     make_encoding,
@@ -167,8 +168,11 @@ class PoseOptions:
 class _ModelIO:
     """Finds a model's tensors by shape and knows how to fill its input."""
 
-    def __init__(self, model: Model, value_range: tuple[float, float], role: str) -> None:
+    def __init__(
+        self, model: Model, value_range: tuple[float, float], role: str, rgba: RgbaScratch
+    ) -> None:
         self.model = model
+        self.rgba = rgba
         info = model.inputs[0]
         if len(info.shape) != 4 or info.shape[-1] != 3:
             raise ValueError(f"{role} model input must be 1xHxWx3, got {info.shape}")
@@ -181,7 +185,13 @@ class _ModelIO:
         self, image: NDArray[np.uint8], roi: Roi, border: Literal["zero", "replicate"]
     ) -> None:
         crop_into_tensor(
-            image, roi, self.model.input_buffer(0), self.encoding, border, scratch=self.scratch
+            image,
+            roi,
+            self.model.input_buffer(0),
+            self.encoding,
+            border,
+            scratch=self.scratch,
+            rgba=self.rgba,
         )
 
     def output_index(self, predicate: Any, what: str) -> int:
@@ -233,8 +243,10 @@ class PosePipeline:
         # thread instead; pixels are identical.
         cv2.setNumThreads(1)
         self.options = options
-        self._det = _ModelIO(detector, DETECTOR_RANGE, "detector")
-        self._lm = _ModelIO(landmarker, LANDMARK_RANGE, "landmark")
+        # One 4-channel frame buffer shared by both models' crops (see RgbaScratch).
+        rgba = RgbaScratch()
+        self._det = _ModelIO(detector, DETECTOR_RANGE, "detector", rgba)
+        self._lm = _ModelIO(landmarker, LANDMARK_RANGE, "landmark", rgba)
         det_outs = detector.outputs
         self._i_boxes = self._det.output_index(lambda s: len(s) == 3 and s[-1] >= 12, "boxes")
         self._i_scores = self._det.output_index(lambda s: len(s) == 3 and s[-1] == 1, "scores")
