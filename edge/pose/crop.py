@@ -73,10 +73,13 @@ def inverse_crop_matrix(roi: Roi, tensor_width: int, tensor_height: int) -> NDAr
     return inv
 
 
-def crop_perspective(roi: Roi, tensor_width: int, tensor_height: int) -> NDArray[np.float64]:
+def crop_perspective(
+    roi: Roi, tensor_width: int, tensor_height: int, corners: NDArray[np.float32] | None = None
+) -> NDArray[np.float64]:
     """3x3 matrix frame px -> tensor px, from the 4 corners as MediaPipe builds it
-    (``cv2.getPerspectiveTransform`` of the ``boxPoints`` corners)."""
-    src = roi_corners_px(roi)
+    (``cv2.getPerspectiveTransform`` of the ``boxPoints`` corners; pass ``corners`` when
+    they are already at hand)."""
+    src = roi_corners_px(roi) if corners is None else corners
     dst = np.array(
         [[0.0, tensor_height], [0.0, 0.0], [tensor_width, 0.0], [tensor_width, tensor_height]],
         dtype=np.float32,
@@ -116,12 +119,12 @@ class RgbaScratch:
 _BOX_MARGIN_PX = 3
 
 
-def _roi_box(roi: Roi, width: int, height: int) -> tuple[int, int, int, int]:
-    """Frame pixels (x0, y0, x1, y1) the warp of ``roi`` can read, clipped to the frame.
+def _roi_box(corners: NDArray[np.float32], width: int, height: int) -> tuple[int, int, int, int]:
+    """Frame pixels (x0, y0, x1, y1) the warp of the ROI with these corners can read,
+    clipped to the frame.
 
     Outside the frame the border rule reads the frame's edge pixels, which the
     clipped box then contains."""
-    corners = roi_corners_px(roi)
     lo = np.floor(corners.min(axis=0)) - _BOX_MARGIN_PX
     hi = np.ceil(corners.max(axis=0)) + _BOX_MARGIN_PX
     x0 = int(min(max(lo[0], 0), width - 1))
@@ -150,7 +153,8 @@ def warp_roi(
     With ``rgba`` scratch buffers, a 3-channel frame is warped through its
     4-channel copy (same pixels, 2.5x less time; see :class:`RgbaScratch`).
     """
-    matrix = crop_perspective(roi, tensor_width, tensor_height)
+    corners = roi_corners_px(roi)
+    matrix = crop_perspective(roi, tensor_width, tensor_height, corners)
     kwargs: dict[str, Any] = {
         "flags": cv2.INTER_LINEAR,
         "borderMode": _BORDERS[border],
@@ -159,7 +163,7 @@ def warp_roi(
     size = (tensor_width, tensor_height)
     if rgba is not None and image.ndim == 3 and image.shape[2] == 3:
         height, width = int(image.shape[0]), int(image.shape[1])
-        x0, y0, x1, y1 = _roi_box(roi, width, height)
+        x0, y0, x1, y1 = _roi_box(corners, width, height)
         frame4 = rgba.frame_buffer(height, width)
         box = frame4[y0:y1, x0:x1]
         cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2RGBA, dst=box)
