@@ -125,15 +125,12 @@ def correct_heads(
 
 
 def _add_to_bias(model: Any, op: Any, delta: NDArray[np.float64]) -> None:
-    sg = model.subgraphs[0]
-    bias_t = sg.tensors[int(op.inputs[2])]
-    scale = np.asarray(bias_t.quantization.scale, dtype=np.float64)
-    buf = model.buffers[bias_t.buffer]
-    bias = np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), dtype=np.int32).astype(np.int64)
+    index = int(op.inputs[2])
+    scale = np.asarray(model.subgraphs[0].tensors[index].quantization.scale, dtype=np.float64)
+    bias = flatbuf.constant(model, index, np.int32).astype(np.int64)
     bias = bias + np.round(delta / np.broadcast_to(scale, bias.shape)).astype(np.int64)
     limits = np.iinfo(np.int32)
-    new = np.clip(bias, limits.min, limits.max).astype(np.int32)
-    buf.data = np.frombuffer(new.tobytes(), dtype=np.uint8)
+    flatbuf.overwrite_constant(model, index, np.clip(bias, limits.min, limits.max).astype(np.int32))
 
 
 def detector_mask(min_logit: float = -4.0) -> MaskFn:

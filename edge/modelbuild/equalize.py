@@ -142,18 +142,14 @@ def find_streams(model: flatbuf.ModelT) -> list[Stream]:
 
 
 def _weights(model: flatbuf.ModelT, pos: int, which: int) -> NDArray[np.float32]:
-    sg = model.subgraphs[0]
-    t = sg.tensors[int(sg.operators[pos].inputs[which])]
-    data = np.asarray(model.buffers[t.buffer].data, np.uint8).tobytes()
-    return np.frombuffer(data, np.float32).reshape(list(t.shape)).copy()
+    index = int(model.subgraphs[0].operators[pos].inputs[which])
+    values: NDArray[np.float32] = flatbuf.constant(model, index, np.float32)
+    return values
 
 
 def _set(model: flatbuf.ModelT, pos: int, which: int, values: NDArray[np.float32]) -> None:
-    sg = model.subgraphs[0]
-    t = sg.tensors[int(sg.operators[pos].inputs[which])]
-    model.buffers[t.buffer].data = np.frombuffer(
-        np.ascontiguousarray(values, np.float32).tobytes(), np.uint8
-    )
+    index = int(model.subgraphs[0].operators[pos].inputs[which])
+    flatbuf.overwrite_constant(model, index, values.astype(np.float32))
 
 
 def channel_ranges(

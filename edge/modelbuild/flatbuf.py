@@ -197,6 +197,21 @@ def set_constant(model: ModelT, tensor_index: int, values: NDArray[Any]) -> None
     t.quantization = None
 
 
+def constant(model: ModelT, tensor_index: int, dtype: Any) -> NDArray[Any]:
+    """A constant tensor's values (a writable copy, in the tensor's shape)."""
+    t = model.subgraphs[0].tensors[tensor_index]
+    data = np.asarray(model.buffers[t.buffer].data, np.uint8).tobytes()
+    return np.frombuffer(data, dtype=dtype).reshape([int(v) for v in t.shape]).copy()
+
+
+def overwrite_constant(model: ModelT, tensor_index: int, values: NDArray[Any]) -> None:
+    """Replace a constant tensor's bytes in place (same type, shape and quantisation)."""
+    t = model.subgraphs[0].tensors[tensor_index]
+    model.buffers[t.buffer].data = np.frombuffer(
+        np.ascontiguousarray(values).tobytes(), dtype=np.uint8
+    )
+
+
 def remove_ops(model: ModelT, positions: set[int]) -> None:
     sg = model.subgraphs[0]
     sg.operators = [op for i, op in enumerate(sg.operators) if i not in positions]
