@@ -23,6 +23,8 @@ from typing import IO
 
 import numpy as np
 
+from bench.procs import stop_child
+
 REPLY = struct.Struct("<qq")
 SEED = 20240508
 
@@ -87,16 +89,7 @@ class BareModel:
         return int(cpu_ns), int(wall_ns)
 
     def close(self) -> None:
-        try:
-            self._in.write(b"q")
-            self._in.close()
-        except OSError:
-            pass
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_child(self._proc, self._in, b"q")
 
 
 if __name__ == "__main__":

@@ -65,13 +65,6 @@ def throttled() -> int | None:
     return int(m.group(0), 16) if m else None
 
 
-def peak_rss_kib(pid: int) -> int | None:
-    """``VmHWM`` of a process (its own peak RSS, reset by exec), or None."""
-    text = _read(Path(f"/proc/{pid}/status"))
-    m = re.search(r"^VmHWM:\s+(\d+)\s+kB", text or "", re.MULTILINE)
-    return int(m.group(1)) if m else None
-
-
 def snapshot() -> dict[str, Any]:
     """Things that change during a run (sample before and after)."""
     freq = _read(CPUFREQ / "scaling_cur_freq")

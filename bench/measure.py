@@ -15,7 +15,6 @@ window; the MediaPipe process measures its own the same way.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 import time
@@ -78,9 +77,9 @@ def stage_group(key: str) -> str:
 def _peak_rss_kib() -> int:
     """This process's peak RSS: ``VmHWM``, not ``ru_maxrss``, which Linux carries over
     from the parent across fork and exec (the bench parent would leak into it)."""
-    from bench.machine import peak_rss_kib
+    from bench.procs import vm_kib
 
-    hwm = peak_rss_kib(os.getpid())
+    hwm = vm_kib("VmHWM")
     return hwm if hwm is not None else int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 

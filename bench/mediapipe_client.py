@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.machine import peak_rss_kib
+from bench.procs import stop_child, vm_kib
 
 SERVER = Path(__file__).resolve().with_name("mediapipe_ref.py")
 REPO = Path(__file__).resolve().parent.parent
@@ -105,7 +105,7 @@ class MediaPipeWorker:
         self._frame += 1
         # VmHWM from outside: ru_maxrss (the reply's max_rss_kb) carries the spawning
         # process's RSS over into the child on Linux.
-        peak = peak_rss_kib(self.pid)
+        peak = vm_kib("VmHWM", self.pid)
         return MediaPipeFrame(
             int(reply["process_ns"]),
             int(reply["cpu_ns"]),
@@ -114,13 +114,4 @@ class MediaPipeWorker:
         )
 
     def close(self) -> None:
-        try:
-            self._in.write(b"\n")
-            self._in.close()
-        except OSError:
-            pass
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_child(self._proc, self._in, b"\n")

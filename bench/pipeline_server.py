@@ -13,7 +13,8 @@ prints one JSON line ``{"ready": true, "rss_at_start_kib": ..., "rss_after_build
 ...}``, then per frame reads a ``<iiq`` header (width, height, timestamp ns; width 0
 stops it) and ``width * height * 3`` bytes of RGB, and answers one JSON line
 ``{"poses": int, "cpu_ns": int, "wall_ns": int}``. Imports are kept to what a
-program embedding the pipeline needs (no pydantic, paho, tqdm or bench modules).
+program embedding the pipeline needs (no pydantic, paho, tqdm or bench modules but
+the standard-library-only ``bench.procs``).
 """
 
 from __future__ import annotations
@@ -24,19 +25,9 @@ import struct
 import sys
 import time
 
+from bench.procs import stop_child, vm_kib
+
 HEADER = struct.Struct("<iiq")
-
-
-def vm_kib(field: str = "VmHWM", pid: int | str = "self") -> int | None:
-    """A ``/proc/<pid>/status`` size in KiB (``VmHWM``: peak RSS; ``VmRSS``: now)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def _read_exact(stream: object, view: memoryview) -> bool:
@@ -163,12 +154,7 @@ class PipelineProcess:
 
     def close(self) -> dict[str, float | None]:
         """Stop the server; its memory figures in MB."""
-        try:
-            self._in.write(HEADER.pack(0, 0, 0))
-            self._in.close()
-        except OSError:
-            pass
-        self._proc.wait(timeout=30)
+        stop_child(self._proc, self._in, HEADER.pack(0, 0, 0), timeout_s=30.0)
 
         def mb(kib: int | None) -> float | None:
             return round(kib / 1024.0, 2) if kib else None
