@@ -18,7 +18,13 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge.models import int8_file_name
-from tests.support.faults import EDGE_POSE, daemon_env, model_precision, write_config
+from tests.support.faults import (
+    EDGE_POSE,
+    daemon_env,
+    model_precision,
+    stop_piped,
+    write_config,
+)
 from tests.support.mosquitto import Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,17 +88,6 @@ def subscriber(mosquitto: Mosquitto) -> Iterator[Subscriber]:
     sub.close()
 
 
-def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return proc.returncode, out
-
-
 @pytest.mark.slow
 def test_real_daemon_publishes_reloads_topic_and_stops_cleanly(
     tmp_path: Path, shared_data: Path, mosquitto: Mosquitto, subscriber: Subscriber
@@ -114,7 +109,8 @@ def test_real_daemon_publishes_reloads_topic_and_stops_cleanly(
     )
     try:
         assert subscriber.wait_for(payload_on("daemon-test/a/dancer/availability", b"online"), 60)
-        assert subscriber.wait_for(count_on("daemon-test/a/dancer/pose", 5), 60), _stop(proc)[1]
+        poses_arrived = subscriber.wait_for(count_on("daemon-test/a/dancer/pose", 5), 60)
+        assert poses_arrived, stop_piped(proc)[1]
         record = json.loads(subscriber.on("daemon-test/a/dancer/pose")[-1].payload)
         assert record["source"].endswith("dance.mp4")
         assert (record["width"], record["height"]) == (514, 496)
@@ -177,7 +173,7 @@ def test_real_daemon_publishes_reloads_topic_and_stops_cleanly(
         assert json.loads(remote.stdout)["node_id"] == "dancer"
         pose_count_before_stop = len(subscriber.on("daemon-test/b/dancer/pose"))
     finally:
-        rc, out = _stop(proc)
+        rc, out = stop_piped(proc)
     assert rc == 0, out[-3000:]
     assert subscriber.wait_for(payload_on("daemon-test/b/dancer/availability", b"stopped"), 10)
     assert len(subscriber.on("daemon-test/b/dancer/pose")) >= pose_count_before_stop

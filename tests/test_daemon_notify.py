@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.faults import EDGE_POSE, daemon_env, model_precision, write_config
+from tests.support.faults import (
+    EDGE_POSE,
+    daemon_env,
+    model_precision,
+    stop_piped,
+    write_config,
+)
 from tests.support.mjpeg_server import MjpegServer, jpeg_frames_from_clip
 from tests.support.mosquitto import free_port
 
@@ -171,14 +177,9 @@ def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(
             f"watchdog pings every {sorted(gaps)[len(gaps) // 2]:.2f} s (median)"
         )
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
+        rc, out = stop_piped(proc)
         camera.stop()
-    assert proc.returncode == 0, out[-3000:]
+    assert rc == 0, out[-3000:]
     assert notify_socket.count("STOPPING=1") == 1
     assert "withholding the watchdog ping" in out
 

@@ -198,6 +198,19 @@ class DaemonProcess:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
 
+def stop_piped(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> tuple[int, str]:
+    """SIGTERM a daemon started with ``stdout=PIPE`` (if still running), collect its
+    output; SIGKILL on timeout. Returns (exit status, output)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return proc.returncode, out
+
+
 def proc_status(pid: int) -> dict[str, str]:
     out: dict[str, str] = {}
     with open(f"/proc/{pid}/status", encoding="utf-8") as f:
