@@ -17,6 +17,13 @@ def _plt() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def latency_by_stage(run: dict[str, Any], path: Path) -> Path:
     plt = _plt()
     samples = run["samples_ms"]
@@ -31,10 +38,7 @@ def latency_by_stage(run: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("milliseconds per frame (log scale; whiskers p1-p99)")
     ax.set_title(f"Latency by stage: {run['label']} ({run['frames_measured']} frames)")
     ax.grid(True, axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def fps_over_time(runs: list[dict[str, Any]], path: Path) -> Path:
@@ -65,10 +69,7 @@ def fps_over_time(runs: list[dict[str, Any]], path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def throughput_vs_threads(runs: list[dict[str, Any]], path: Path) -> Path:
@@ -97,10 +98,7 @@ def throughput_vs_threads(runs: list[dict[str, Any]], path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def accuracy_by_part(report: dict[str, Any], path: Path) -> Path | None:
@@ -136,10 +134,7 @@ def accuracy_by_part(report: dict[str, Any], path: Path) -> Path | None:
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_all(report: dict[str, Any], out_dir: Path) -> list[Path]:
