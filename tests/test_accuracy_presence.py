@@ -10,13 +10,12 @@ solution reports a ghost on 61% of those frames (measured with
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edge.eval.presence import presence_score
+from edge.eval.presence import presence_score, read_intervals
 from edge.eval.reference import iter_video_rgb
 from edge.pose import PoseOptions, build_pipeline
 
@@ -36,9 +35,8 @@ MIN_RECALL = {"int8": 0.98, "float": 0.975}
 @pytest.mark.parametrize("precision", ["int8", "float"])
 def test_lite_presence_on_enter_leave_clip(shared_data: Path, precision: str) -> None:
     clip = shared_data / "video" / "one-by-one-enter-leave.mp4"
-    intervals = json.loads(clip.with_suffix(".presence.json").read_text())[
-        "present_intervals_frames"
-    ]
+    intervals = read_intervals(clip)
+    assert intervals
     pipeline = build_pipeline(PoseOptions(model_complexity=0, precision=precision))
     has_pose = np.array(
         [
@@ -47,7 +45,7 @@ def test_lite_presence_on_enter_leave_clip(shared_data: Path, precision: str) ->
         ]
     )
     assert has_pose.size == 500
-    score = presence_score(has_pose, [tuple(iv) for iv in intervals])
+    score = presence_score(has_pose, intervals)
     message = repr(score)
     # issue 3: each entry picked up within 5 frames of the annotated start (measured 5 and 1)
     assert all(d is not None and d <= 5 for d in score.pickup_delay_frames), message

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from edge.eval.identity import TrackedFrame, id_stability, match_nearest, torso_centres_px
-from edge.eval.presence import presence_score
+from edge.eval.presence import frame_presence, presence_score, read_intervals
 
 
 def test_presence_recall_after_grace_and_ghosts_outside_margin() -> None:
@@ -34,6 +36,28 @@ def test_presence_counts_a_missed_interval() -> None:
     tolerant = presence_score(flags, [(10, 19), (30, 45)], end_tolerance_frames=3)
     assert tolerant.frames_inside == 2 + 8
     assert tolerant.recall == pytest.approx(2 / 10)
+
+
+def test_frame_presence_is_unsure_near_the_approximate_boundaries() -> None:
+    intervals = [(61, 199), (228, 446)]
+    assert frame_presence(61, intervals) is True
+    assert frame_presence(199, intervals) is True
+    assert frame_presence(55, intervals) is False  # 6 frames before the first start
+    assert frame_presence(56, intervals) is None  # within the 5-frame margin
+    assert frame_presence(204, intervals) is None
+    assert frame_presence(205, intervals) is False
+    assert frame_presence(222, intervals) is False
+    assert frame_presence(223, intervals) is None
+    assert frame_presence(499, intervals) is False
+    assert frame_presence(450, intervals, margin_frames=0) is False
+
+
+def test_read_intervals_beside_the_clip(tmp_path: Path, shared_data: Path) -> None:
+    clip = shared_data / "video" / "one-by-one-enter-leave.mp4"
+    assert read_intervals(clip) == [(61, 199), (228, 446)]
+    assert read_intervals(shared_data / "video" / "dance.mp4") is None
+    (tmp_path / "x.presence.json").write_text('{"present_intervals_frames": [[1, 2]]}')
+    assert read_intervals(tmp_path / "x.mp4") == [(1, 2)]
 
 
 def _frame(ids: list[int], xs: list[float]) -> TrackedFrame:

@@ -321,6 +321,69 @@ def test_landmark_accuracy_metrics() -> None:
     assert acc.flag_agreement_non_person == 1.0
 
 
+def test_landmark_accuracy_keeps_detector_false_positives_apart() -> None:
+    lm = np.zeros((4, 195), np.float32)
+    q = lm.copy().reshape(4, 39, 5)
+    q[3, :33, 0] = 100.0  # a table leg: its "landmarks" are arbitrary
+    world = np.zeros((4, 117), np.float32)
+    flag = np.array([[0.9], [0.1], [0.7], [0.7]], np.float32)
+    q_flag = np.array([[0.9], [0.1], [0.3], [0.8]], np.float32)
+    is_person = np.array([True, False, False, False])
+    false_positive = np.array([False, False, True, True])
+    acc = landmark_accuracy(
+        float_landmarks=lm,
+        float_world=world,
+        float_flag=flag,
+        int8_landmarks=q.reshape(4, 195),
+        int8_world=world,
+        int8_flag=q_flag,
+        is_person=is_person,
+        is_false_positive=false_positive,
+    )
+    assert (acc.person_crops, acc.non_person_crops, acc.false_positive_crops) == (1, 1, 2)
+    assert acc.mean_px == 0.0  # errors on person crops only
+    assert acc.flag_agreement_person == acc.flag_agreement_non_person == 1.0
+    assert (acc.false_positive_float_says_person, acc.false_positive_int8_says_person) == (2, 1)
+    with pytest.raises(ValueError, match="both"):
+        landmark_accuracy(
+            float_landmarks=lm,
+            float_world=world,
+            float_flag=flag,
+            int8_landmarks=lm,
+            int8_world=world,
+            int8_flag=flag,
+            is_person=np.array([True, False, False, True]),
+            is_false_positive=false_positive,
+        )
+
+
+@pytest.mark.slow
+def test_held_out_detections_in_empty_frames_are_false_positives(
+    shared_data: Path, float_models_dir: Path, manifest: models.Manifest
+) -> None:
+    """The float detector finds a "person" in the base of a table while the room is empty
+    (one-by-one-enter-leave): held out, such crops are not person crops."""
+    from edge.modelbuild.build import float_detector_fn
+
+    clip = shared_data / "video" / "one-by-one-enter-leave.mp4"
+    read = frames.read_frames([clip], frames_per_video=100)
+    by_index = {f.index: f.person_present for f in read}
+    assert by_index[0] is False and by_index[121] is True
+    detector = float_detector_fn(
+        (float_models_dir / manifest.sources["pose_detection"].file).read_bytes()
+    )
+    held = datasets.build_samples(read, detector, held_out=True)
+    empty_held = [f for f in read if f.held_out and f.person_present is False]
+    assert len(held.false_positive_crops) == 4  # frames 20, 45, 222 and 474
+    assert len(empty_held) >= len(held.false_positive_crops)
+    assert len(held.person_crops) == 13
+    crops, is_person, is_false_positive = held.evaluation_inputs()
+    assert len(crops) == 13 + len(held.non_person_crops) + 4
+    assert is_false_positive.sum() == 4 and not np.any(is_person & is_false_positive)
+    calib = datasets.build_samples(read, detector, held_out=False)
+    assert calib.false_positive_crops == []  # calibration keeps them with the persons
+
+
 def test_calibration_inputs(tmp_path: Path, shared_data: Path) -> None:
     with pytest.raises(frames.CalibrationInputError, match="no such file"):
         frames.expand_inputs([tmp_path / "nope.mp4"])

@@ -8,7 +8,6 @@ tracking threshold are compared.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.eval.keypoints import AnnotatedPerson
+from edge.eval.presence import read_intervals
 from edge.eval.reference import iter_video_rgb, read_image_rgb
 from edge.pose.types import PoseResult
 
@@ -133,9 +133,8 @@ def nonperson_crops(data_dir: Path, max_crops: int = 64) -> NDArray[np.uint8]:
     room = read_image_rgb(data_dir / EMPTY_IMAGE)
     h, w = room.shape[:2]
     crops.append(square_crops(room, grid_boxes(w, h, [h, h * 2 // 3, h // 2])))
-    presence_file = (data_dir / EMPTY_CLIP).with_suffix(".presence.json")
-    if presence_file.is_file():
-        intervals = json.loads(presence_file.read_text())["present_intervals_frames"]
+    intervals = read_intervals(data_dir / EMPTY_CLIP)
+    if intervals:
         first_start = min(start for start, _ in intervals)
         for i, rgb in enumerate(iter_video_rgb(data_dir / EMPTY_CLIP)):
             if i >= first_start - 10:

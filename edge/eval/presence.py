@@ -11,14 +11,41 @@ the recall (default 0: the issue's definition).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 #: Frames allowed for pick-up after an annotated start, and margin around intervals for ghosts.
 GRACE_FRAMES = 5
+#: Suffix that replaces a video's own: ``clip.mp4`` -> ``clip.presence.json``.
+PRESENCE_SUFFIX = ".presence.json"
+
+Intervals = list[tuple[int, int]]
+
+
+def read_intervals(video: Path) -> Intervals | None:
+    """The annotated presence intervals beside ``video`` (``None`` when it has no annotation)."""
+    path = video.with_suffix(PRESENCE_SUFFIX)
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())["present_intervals_frames"]
+    return [(int(start), int(end)) for start, end in raw]
+
+
+def frame_presence(
+    index: int, intervals: Sequence[tuple[int, int]], margin_frames: int = GRACE_FRAMES
+) -> bool | None:
+    """``True`` inside an interval, ``False`` more than ``margin_frames`` outside every one,
+    ``None`` (not sure: the annotation's boundaries are approximate) in between."""
+    if any(start <= index <= end for start, end in intervals):
+        return True
+    if any(start - margin_frames <= index <= end + margin_frames for start, end in intervals):
+        return None
+    return False
 
 
 @dataclass(frozen=True, slots=True)

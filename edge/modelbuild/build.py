@@ -244,6 +244,7 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
     report = {
         "calibration": {
             "inputs": [f.name for f in files],
+            "annotations": frames.presence_annotations(files),
             "digest_sha256": digest,
             "frames": len(all_frames),
             "frames_per_video": opts.frames_per_video,
@@ -260,6 +261,7 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
                 "detector_inputs": len(held.detector),
                 "person_crops": len(held.person_crops),
                 "non_person_crops": len(held.non_person_crops),
+                "detector_false_positive_crops": len(held.false_positive_crops),
             },
         },
         "tools": manifest_io.tool_versions(),
@@ -310,7 +312,7 @@ def _evaluate(
         return evaluate.detector_accuracy(
             f["Identity"], f["Identity_1"], q["Identity"], q["Identity_1"]
         ).as_dict()
-    crops, is_person = held.landmark_inputs()
+    crops, is_person, is_false_positive = held.evaluation_inputs()
     bar = progress(2 * len(crops), f"{role}: float vs int8 (held out)")
     f = _outputs_by_name(float_path, run_model(float_path, crops, bar))
     q = _outputs_by_name(int8_path, run_model(int8_path, crops, bar))
@@ -323,4 +325,5 @@ def _evaluate(
         int8_world=q["Identity_4"],
         int8_flag=q["Identity_1"],
         is_person=is_person,
+        is_false_positive=is_false_positive,
     ).as_dict()

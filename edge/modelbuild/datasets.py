@@ -5,6 +5,13 @@ crops (replicate border, [0, 1]) through the ROI the *float* detector gives for
 each person (decode, weighted NMS, letterbox removal, detection -> ROI: the
 functions of :mod:`edge.pose`), plus random non-person crops away from every
 person ROI. Calibration frames are also used mirrored; held-out frames are not.
+
+A float-detector ROI in a held-out frame that a presence annotation marks empty
+(nobody in view) is a detector false positive - in the development footage, the
+base of a table - not a person crop: it is kept apart and reported on its own,
+so "person crops" hold people. Calibration keeps such crops with the person
+crops: the pipeline does feed detector false positives to the landmark model, so
+their activations belong in the ranges (and the shipped models stay the same).
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ class Samples:
     detector: list[Tensor] = field(default_factory=list)
     person_crops: list[Tensor] = field(default_factory=list)
     non_person_crops: list[Tensor] = field(default_factory=list)
+    #: Held-out only: float-detector ROIs in frames annotated empty.
+    false_positive_crops: list[Tensor] = field(default_factory=list)
 
     def landmark_inputs(self) -> tuple[list[Tensor], NDArray[np.bool_]]:
         crops = self.person_crops + self.non_person_crops
@@ -62,6 +71,17 @@ class Samples:
             [True] * len(self.person_crops) + [False] * len(self.non_person_crops), dtype=bool
         )
         return crops, is_person
+
+    def evaluation_inputs(self) -> tuple[list[Tensor], NDArray[np.bool_], NDArray[np.bool_]]:
+        """Person, non-person, then false-positive crops; masks of persons and false positives."""
+        crops, is_person = self.landmark_inputs()
+        extra = len(self.false_positive_crops)
+        is_false_positive = np.r_[np.zeros(len(crops), bool), np.ones(extra, bool)]
+        return (
+            crops + self.false_positive_crops,
+            np.r_[is_person, np.zeros(extra, bool)],
+            is_false_positive,
+        )
 
 
 def detector_tensor(rgb: NDArray[np.uint8]) -> tuple[Tensor, tuple[float, float, float, float]]:
@@ -157,7 +177,11 @@ def build_samples(
             tensor, padding = detector_tensor(rgb)
             out.detector.append(tensor)
             persons = person_rois(rgb, tensor, padding, detector, anchors)
-            out.person_crops.extend(landmark_tensor(rgb, roi) for roi in persons)
+            crops = [landmark_tensor(rgb, roi) for roi in persons]
+            if held_out and frame.person_present is False:
+                out.false_positive_crops.extend(crops)
+            else:
+                out.person_crops.extend(crops)
             out.person_crops.extend(
                 landmark_tensor(rgb, jittered_roi(roi, jitter_rng))
                 for roi in persons

@@ -4,7 +4,8 @@ Detector: per frame, the top score (sigmoid of the best logit) of each model and
 the box centre of the float model's best anchor as each model regresses it (in
 pixels of the 224 input). Landmarks: 33 body landmarks in 256-crop pixels,
 grouped by body part; world landmarks in cm; the pose flag (> 0.5) on person and
-non-person crops.
+non-person crops, and on their own on detector false positives (float-detector
+ROIs in frames annotated empty), which are neither.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ class LandmarkAccuracy:
     flag_agreement_person: float
     flag_agreement_non_person: float
     flag_abs_diff_mean: float
+    #: Detector false positives: crops, and how many each model calls a person.
+    false_positive_crops: int = 0
+    false_positive_float_says_person: int = 0
+    false_positive_int8_says_person: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,11 +105,19 @@ def landmark_accuracy(
     int8_world: Array,
     int8_flag: Array,
     is_person: NDArray[np.bool_],
+    is_false_positive: NDArray[np.bool_] | None = None,
 ) -> LandmarkAccuracy:
     """Inputs stacked over crops: landmarks (N, 195), world (N, 117), flag (N, 1).
 
-    Landmark and world errors are measured on the person crops only.
+    Landmark and world errors are measured on the person crops only. Crops marked
+    ``is_false_positive`` (must not be marked ``is_person``) count as neither person
+    nor non-person crops; their flags are counted on their own.
     """
+    false_positive = (
+        np.zeros(len(is_person), bool) if is_false_positive is None else is_false_positive
+    )
+    if np.any(false_positive & is_person):
+        raise ValueError("a crop cannot be both a person crop and a detector false positive")
     lf = float_landmarks.reshape(len(float_landmarks), 39, 5)[is_person, :33, :2]
     lq = int8_landmarks.reshape(len(int8_landmarks), 39, 5)[is_person, :33, :2]
     err = np.linalg.norm(lf.astype(np.float64) - lq, axis=2)  # (P, 33) px
@@ -114,7 +127,7 @@ def landmark_accuracy(
     ff = float_flag.reshape(-1) > POSE_FLAG_THRESHOLD
     fq = int8_flag.reshape(-1) > POSE_FLAG_THRESHOLD
     agree = ff == fq
-    non_person = ~is_person
+    non_person = ~is_person & ~false_positive
     return LandmarkAccuracy(
         person_crops=int(is_person.sum()),
         non_person_crops=int(non_person.sum()),
@@ -129,4 +142,7 @@ def landmark_accuracy(
         flag_abs_diff_mean=float(
             np.abs(float_flag.reshape(-1).astype(np.float64) - int8_flag.reshape(-1)).mean()
         ),
+        false_positive_crops=int(false_positive.sum()),
+        false_positive_float_says_person=int(ff[false_positive].sum()),
+        false_positive_int8_says_person=int(fq[false_positive].sum()),
     )

@@ -3,7 +3,9 @@
 Inputs are expanded in sorted order (folders to their sorted image files), each
 video is sampled at evenly spaced frame indices, and every frame is tagged with
 a held-out flag so evaluation never sees a calibration frame. The digest of the
-inputs (file names, sizes, content hashes) goes in the manifest.
+inputs (file names, sizes, content hashes) goes in the manifest. A video with a
+presence annotation beside it (``clip.presence.json``, see
+:mod:`edge.eval.presence`) also tags each frame with whether a person is there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from edge.eval.presence import PRESENCE_SUFFIX, frame_presence, read_intervals
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
@@ -36,6 +40,9 @@ class Frame:
     index: int
     rgb: RgbImage
     held_out: bool
+    #: From the video's presence annotation: ``False`` = annotated empty (nobody in
+    #: view), ``True`` = somebody there, ``None`` = not annotated or near a boundary.
+    person_present: bool | None = None
 
 
 def expand_inputs(paths: Sequence[Path]) -> list[Path]:
@@ -58,6 +65,15 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
         else:
             raise CalibrationInputError(f"{p}: no such file or folder")
     return sorted(set(out), key=str)
+
+
+def presence_annotations(files: Sequence[Path]) -> list[str]:
+    """Names of the presence annotations found beside the video inputs."""
+    return [
+        f.with_suffix(PRESENCE_SUFFIX).name
+        for f in files
+        if f.suffix.lower() in VIDEO_SUFFIXES and read_intervals(f) is not None
+    ]
 
 
 def inputs_digest(files: Sequence[Path]) -> str:
@@ -101,9 +117,11 @@ def read_frames(files: Sequence[Path], frames_per_video: int) -> list[Frame]:
     images_seen = 0
     for f in files:
         if f.suffix.lower() in VIDEO_SUFFIXES:
+            intervals = read_intervals(f)
             for n, (index, rgb) in enumerate(_video_frames(f, frames_per_video)):
                 held = n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
-                frames.append(Frame(f.name, index, rgb, held_out=held))
+                present = None if intervals is None else frame_presence(index, intervals)
+                frames.append(Frame(f.name, index, rgb, held_out=held, person_present=present))
         else:
             bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if bgr is None:

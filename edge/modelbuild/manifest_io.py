@@ -135,15 +135,25 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"Calibration inputs: {', '.join(calib['inputs'])} ({calib['frames']} frames, "
         f"{calib['frames_per_video']} per video; digest `{calib['digest_sha256'][:16]}...`).",
         "",
-        "| split | detector inputs | person crops | non-person crops |",
-        "|---|---|---|---|",
+        "| split | detector inputs | person crops | non-person crops | detector false positives |",
+        "|---|---|---|---|---|",
     ]
     for split in ("calibration_split", "held_out_split"):
         s = calib[split]
+        false_positives = s.get("detector_false_positive_crops")
         lines.append(
             f"| {split.removesuffix('_split').replace('_', '-')} | {s['detector_inputs']} | "
-            f"{s['person_crops']} | {s['non_person_crops']} |"
+            f"{s['person_crops']} | {s['non_person_crops']} | "
+            f"{'-' if false_positives is None else false_positives} |"
         )
+    if calib.get("annotations"):
+        lines += [
+            "",
+            f"Presence annotations ({', '.join(calib['annotations'])}): a float-detector ROI in",
+            "a held-out frame annotated empty is a detector false positive, not a person crop;",
+            "its pose flags are reported on their own. Calibration keeps such crops with the",
+            "person crops (the pipeline feeds them to the landmark model too).",
+        ]
     lines.append("")
     models = report["models"]
     if "detector" in models:
@@ -189,8 +199,14 @@ def report_markdown(report: dict[str, Any]) -> str:
             f"- pose flag agreement: {a['flag_agreement_person'] * 100:.1f}% on person crops, "
             f"{a['flag_agreement_non_person'] * 100:.1f}% on non-person crops "
             f"(mean |diff| {_fmt(a['flag_abs_diff_mean'], 4)})",
-            "",
         ]
+        if a.get("false_positive_crops"):
+            lines.append(
+                f"- detector false positives ({a['false_positive_crops']} crops of empty frames): "
+                f"float says person on {a['false_positive_float_says_person']}, "
+                f"int8 on {a['false_positive_int8_says_person']}"
+            )
+        lines.append("")
     lines += _lever_lines(models)
     lines += ["## Models", "", "| model | file | size | sha256 | recipe |", "|---|---|---|---|---|"]
     for role, m in models.items():
