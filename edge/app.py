@@ -119,12 +119,12 @@ def pose_options(pipeline: PipelineConfig, models: ModelsConfig) -> PoseOptions:
 
 def verify_models(models: ModelsConfig) -> None:
     """Check the int8 models the config needs against the manifest (raises StartupError)."""
-    if models.precision != "int8" or not models.verify:
+    if models.precision == "float" or not models.verify:
         return
     from edge.daemon import EX_DATAERR, StartupError
-    from edge.models import COMPLEXITY_NAMES, ModelIntegrityError, check_models
+    from edge.models import COMPLEXITY_NAMES, ModelIntegrityError, built_role, check_models
 
-    roles = ("detector", COMPLEXITY_NAMES[models.complexity])
+    roles = ("detector", built_role(COMPLEXITY_NAMES[models.complexity], models.precision))
     try:
         check_models(Path(models.dir) if models.dir else None, roles)
     except ModelIntegrityError as exc:

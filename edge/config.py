@@ -30,6 +30,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -165,8 +166,11 @@ class ModelsConfig(_Section):
     complexity: Literal[0, 1, 2] = Field(
         0, description="MediaPipe model_complexity: 0 lite, 1 full, 2 heavy landmark model."
     )
-    precision: Literal["int8", "float"] = Field(
-        "int8", description="int8: the built quantised models; float: the float originals."
+    precision: Literal["int8", "float", "mixed"] = Field(
+        "int8",
+        description="int8: the built quantised models; float: the float originals; mixed: "
+        "int8 with the most sensitive layers in float (lite only, CPU only; closer to float, "
+        "slower than int8 on ARM - measure with `edge-pose models evaluate`).",
     )
     threads: int = Field(4, ge=1, le=64, description="CPU threads for the interpreter (XNNPACK).")
     delegate: Literal["cpu", "edgetpu"] = Field(
@@ -177,6 +181,22 @@ class ModelsConfig(_Section):
         description="When the Edge TPU is missing: 'cpu' runs on the CPU with a warning, "
         "'none' fails.",
     )
+
+    @field_validator("precision")
+    @classmethod
+    def _mixed_is_lite_only(cls, value: str, info: ValidationInfo) -> str:
+        if value == "mixed" and info.data.get("complexity", 0) != 0:
+            raise ValueError("a mixed-precision model exists only for complexity 0 (lite)")
+        return value
+
+    @field_validator("delegate")
+    @classmethod
+    def _edgetpu_needs_int8(cls, value: str, info: ValidationInfo) -> str:
+        if value == "edgetpu" and info.data.get("precision") == "mixed":
+            raise ValueError(
+                'the Edge TPU runs fully int8 models only; use precision = "int8" with it'
+            )
+        return value
 
     @field_validator("fallback", mode="before")
     @classmethod

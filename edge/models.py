@@ -17,7 +17,12 @@ from typing import Any, Literal
 from edge import paths
 
 ModelName = Literal["detector", "lite", "full", "heavy"]
-Precision = Literal["int8", "float"]
+Precision = Literal["int8", "float", "mixed"]
+PRECISIONS: tuple[Precision, ...] = ("int8", "float", "mixed")
+
+#: Models with a mixed-precision build (int8 with a few float layers; CPU only),
+#: and its role in the manifest.
+MIXED_ROLES: dict[ModelName, str] = {"lite": "lite-mixed"}
 
 #: MediaPipe's model_complexity -> landmark model name.
 COMPLEXITY_NAMES: dict[int, ModelName] = {0: "lite", 1: "full", 2: "heavy"}
@@ -39,13 +44,35 @@ def int8_file_name(name: ModelName) -> str:
     return f"{stem}_int8.tflite"
 
 
+def built_file_name(role: str) -> str:
+    """File of a built model by manifest role (``lite``, ``lite-mixed``, ...)."""
+    for name, mixed in MIXED_ROLES.items():
+        if role == mixed:
+            return float_file_name(name).removesuffix(".tflite") + "_mixed.tflite"
+    if role not in _FLOAT_FILES:
+        raise ValueError(f"no built model role {role!r}")
+    return int8_file_name(role)  # type: ignore[arg-type]
+
+
+def built_role(name: ModelName, precision: Precision) -> str:
+    """Manifest role serving ``name`` at ``precision`` (the detector has no mixed build)."""
+    if precision != "mixed" or name == "detector":
+        return name
+    if name not in MIXED_ROLES:
+        raise ValueError(
+            f"no mixed-precision {name} model (mixed exists for: {', '.join(MIXED_ROLES)}); "
+            "use precision int8"
+        )
+    return MIXED_ROLES[name]
+
+
 def model_path(name: ModelName, precision: Precision, models_dir: Path | None = None) -> Path:
-    """Path of a model: int8 from the built models, float from the float-source cache."""
-    if precision == "int8":
-        return (models_dir or paths.models_dir()) / int8_file_name(name)
+    """Path of a model: int8 (or mixed) from the built models, float from the float-source cache."""
+    if precision in ("int8", "mixed"):
+        return (models_dir or paths.models_dir()) / built_file_name(built_role(name, precision))
     if precision == "float":
         return paths.float_models_dir() / float_file_name(name)
-    raise ValueError(f"precision must be 'int8' or 'float', got {precision!r}")
+    raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 # --- manifest and integrity -------------------------------------------------

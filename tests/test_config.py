@@ -88,6 +88,17 @@ def test_env_values_parse_as_toml_scalars() -> None:
         ("[mqtt]\nbase_topic = 'a/#'\n", "mqtt.base_topic", "no wildcards"),
         ("[mqtt]\nnode_id = '../x'\n", "mqtt.node_id", "letters, digits"),
         ("[mqtt]\npassword = 'hunter2'\n", "mqtt.password", "password_file"),
+        ("[models]\nprecision = 'fp16'\n", "models.precision", "'mixed'"),
+        (
+            "[models]\ncomplexity = 1\nprecision = 'mixed'\n",
+            "models.precision",
+            "only for complexity 0",
+        ),
+        (
+            "[models]\nprecision = 'mixed'\ndelegate = 'edgetpu'\n",
+            "models.delegate",
+            "fully int8 models only",
+        ),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str, fragment: str) -> None:

@@ -40,6 +40,8 @@ def test_every_committed_model_is_fully_int8(models_dir: Path, manifest: models.
     """
     assert set(ROLES) <= set(manifest.models)
     for role, entry in manifest.models.items():
+        if role in models.MIXED_ROLES.values():
+            continue  # test_mixed_model_keeps_only_its_island_in_float
         summary = flatbuf.summarize(flatbuf.read(models_dir / entry.file))
         assert len(summary.ops) > 50, role
         not_int8 = [
@@ -52,6 +54,44 @@ def test_every_committed_model_is_fully_int8(models_dir: Path, manifest: models.
         assert io_types == ["INT8"] * len(io_types), role
         assert "DEQUANTIZE" not in summary.op_counts(), role
         assert "DENSIFY" not in summary.op_counts(), role
+
+
+def test_mixed_model_keeps_only_its_island_in_float(
+    models_dir: Path, manifest: models.Manifest
+) -> None:
+    """lite-mixed: int8 I/O (the pipeline feeds it like the int8 model), int8 heads, and
+    float only in the recipe's ops, with one DEQUANTIZE/QUANTIZE pair per island edge."""
+    from edge.modelbuild.recipes import LITE_FLOAT_OPS, RECIPES
+
+    entry = manifest.models["lite-mixed"]
+    assert entry.file == models.built_file_name("lite-mixed") == "pose_landmark_lite_mixed.tflite"
+    assert manifest.raw["models"]["lite-mixed"]["recipe"]["float_ops"] == list(LITE_FLOAT_OPS)
+    data = (models_dir / entry.file).read_bytes()
+    summary = quantize.check_mixed(data, len(RECIPES["lite-mixed"].float_ops))
+    with pytest.raises(quantize.NotInt8Error):
+        quantize.check_all_int8(data)
+    with pytest.raises(quantize.NotInt8Error, match="float ops"):
+        quantize.check_mixed(data, len(LITE_FLOAT_OPS) - 1)
+    lite = flatbuf.summarize(flatbuf.read(models_dir / manifest.models["lite"].file))
+    assert [(t.shape, t.scale, t.zero_point) for t in summary.inputs] == [
+        (t.shape, t.scale, t.zero_point) for t in lite.inputs
+    ]
+    assert [t.shape for t in summary.outputs] == [t.shape for t in lite.outputs]
+    counts = summary.op_counts()
+    # Two islands (stem + 64x64 stage; regression branch): in at their first ops, out where
+    # int8 ops read them.
+    assert counts["DEQUANTIZE"] <= 4 and counts["QUANTIZE"] <= 4, counts
+    heads = [op for op in summary.ops if op.name == "LOGISTIC"]
+    assert heads and set(heads[0].activation_types) == {"INT8"}
+
+
+def test_model_paths_by_precision(tmp_path: Path) -> None:
+    assert models.model_path("lite", "mixed", tmp_path).name == "pose_landmark_lite_mixed.tflite"
+    assert models.model_path("detector", "mixed", tmp_path).name == "pose_detection_int8.tflite"
+    assert models.built_role("lite", "mixed") == "lite-mixed"
+    assert models.built_role("lite", "int8") == "lite"
+    with pytest.raises(ValueError, match="no mixed-precision full model"):
+        models.model_path("full", "mixed", tmp_path)
 
 
 def test_landmark_input_is_uint8_minus_128(models_dir: Path, manifest: models.Manifest) -> None:

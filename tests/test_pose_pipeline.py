@@ -73,6 +73,14 @@ def test_options_reject_bad_values_naming_the_field(field: str, value: object) -
         PoseOptions(**{field: value})  # type: ignore[arg-type]
 
 
+def test_mixed_precision_is_lite_on_cpu_only() -> None:
+    assert PoseOptions(precision="mixed").precision == "mixed"
+    with pytest.raises(ValueError, match="lite model"):
+        PoseOptions(precision="mixed", model_complexity=1)
+    with pytest.raises(ValueError, match="fully int8"):
+        PoseOptions(precision="mixed", delegate="edgetpu")
+
+
 def test_empty_room_gives_no_pose(shared_data: Path) -> None:
     rgb = read_image_rgb(shared_data / "images" / "empty-living-room.jpg")
     for static in (True, False):

@@ -64,7 +64,7 @@ def register(sub: Any) -> None:
         "x delegate (cpu, edgetpu when present)",
     )
     p.add_argument("--model", choices=("lite", "full", "heavy"), default="lite")
-    p.add_argument("--precision", choices=("int8", "float"), default="int8")
+    p.add_argument("--precision", choices=("int8", "float", "mixed"), default="int8")
     p.add_argument("--delegate", choices=("cpu", "edgetpu"), default="cpu")
     p.add_argument(
         "--compare",

@@ -215,7 +215,8 @@ def _register_build(sub: Any) -> None:
         "image folders (the detector on letterboxed frames and their mirror images, the\n"
         "landmark models on person crops through the float detector's ROI plus random\n"
         "non-person crops), quantise fully to int8 with ai-edge-quantizer (static_wi8_ai8),\n"
-        "check every op and I/O tensor is int8, and measure each model against its float\n"
+        "check every op and I/O tensor is int8 (lite-mixed: every op but its float island,\n"
+        "I/O int8), and measure each model against its float\n"
         "original on held-out frames (1 in 5, never calibrated on). Writes the models,\n"
         "manifest.toml and BUILD_REPORT.md/.json into --out. Deterministic: sorted inputs,\n"
         "fixed seeds. Needs the `models` extra (pip install -e '.[models]').",
@@ -224,8 +225,8 @@ def _register_build(sub: Any) -> None:
         "      ../shared/data/video/three-people-stretching.mp4 \\\n"
         "      ../shared/data/video/one-by-one-enter-leave.mp4\n"
         "  edge-pose models build --calibration clips/ --out /tmp/m --models detector,lite,full\n"
-        "\nThe maintainers' build (detector + lite, 300 frames) takes about 1.5 minutes on an\n"
-        "idle 2-core x86 machine; --models full adds about 2 minutes.\n",
+        "\nThe maintainers' build (detector, lite and lite-mixed, 300 frames) takes about 2.5\n"
+        "minutes on an idle 2-core x86 machine; --models full adds about 2 minutes.\n",
     )
     p.add_argument(
         "--calibration",
@@ -238,8 +239,9 @@ def _register_build(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: models/)")
     p.add_argument(
         "--models",
-        default="detector,lite",
-        help="comma-separated models to build: detector, lite, full (default: detector,lite)",
+        default="detector,lite,lite-mixed",
+        help="comma-separated models to build: detector, lite, full, lite-mixed (lite "
+        "with float layers, CPU only; models/SCOREBOARD.md) (default: detector,lite,lite-mixed)",
     )
     p.add_argument(
         "--frames-per-video",

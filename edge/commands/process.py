@@ -75,9 +75,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=("int8", "float"),
+        choices=("int8", "float", "mixed"),
         default="int8",
-        help="int8 built models (default) or the float originals",
+        help="int8 built models (default), the float originals, or mixed (lite: int8 with "
+        "float layers, closer to float)",
     )
     p.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     p.add_argument(
@@ -299,12 +300,12 @@ def _process(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"edge-pose process: {exc}", file=sys.stderr)
         return 2
-    if options.precision == "int8":
+    if options.precision != "float":
         # The same start-up check as the daemon: a corrupt model fails here, by name.
-        from edge.models import ModelIntegrityError, check_models
+        from edge.models import ModelIntegrityError, built_role, check_models
 
         try:
-            check_models(roles=("detector", args.model))
+            check_models(roles=("detector", built_role(args.model, options.precision)))
         except ModelIntegrityError as exc:
             print(f"edge-pose process: {exc}", file=sys.stderr)
             return EX_DATAERR

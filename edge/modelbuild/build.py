@@ -27,6 +27,7 @@ from edge.modelbuild import (
     datasets,
     equalize,
     evaluate,
+    flatbuf,
     frames,
     manifest_io,
     prepare,
@@ -49,7 +50,7 @@ ProgressFactory = Callable[[int, str], Any]
 class BuildOptions:
     calibration: tuple[Path, ...]
     out_dir: Path
-    roles: tuple[str, ...] = ("detector", "lite")
+    roles: tuple[str, ...] = ("detector", "lite", "lite-mixed")
     frames_per_video: int = DEFAULT_FRAMES_PER_VIDEO
     float_dir: Path | None = None
     seed: int = SEED
@@ -194,9 +195,9 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
             chosen = quantize.tie_data_move_ranges(prepared, ranges.choose_ranges(stats, policy))
             del stats
         with _Timer(timings, f"{role}_quantize"):
-            int8 = quantize.quantize_int8(prepared, chosen, calib_inputs[0])
-            quantize.check_all_int8(int8)
-        out_path = opts.out_dir / edge_models.int8_file_name(role)  # type: ignore[arg-type]
+            int8 = quantize.quantize_int8(prepared, chosen, calib_inputs[0], recipe.float_ops)
+            _check(recipe, int8)
+        out_path = opts.out_dir / edge_models.built_file_name(role)
         with _Timer(timings, f"{role}_evaluate_uncorrected"):
             # The lever's effect, measured: the same model before bias correction.
             uncorrected = out_path.with_name(f".{out_path.stem}.uncorrected.tflite")
@@ -207,7 +208,7 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
                 uncorrected.unlink()
         with _Timer(timings, f"{role}_bias_correction"):
             int8, fixes = _bias_correct(recipe, int8, prepared, calib)
-            summary = quantize.check_all_int8(int8)
+            summary = _check(recipe, int8)
         out_path.write_bytes(int8)
         with _Timer(timings, f"{role}_evaluate"):
             accuracy = _evaluate(role, float_paths[role], out_path, held, progress)
@@ -272,6 +273,12 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
     manifest_io.merge_earlier_models(opts.out_dir, report, edge_models.read_manifest(opts.out_dir))
     manifest_io.write_report(opts.out_dir, report)
     return BuildResult(report, timings)
+
+
+def _check(recipe: ModelRecipe, model: bytes) -> flatbuf.GraphSummary:
+    if recipe.float_ops:
+        return quantize.check_mixed(model, len(recipe.float_ops))
+    return quantize.check_all_int8(model)
 
 
 def _equalize_inputs(recipe: ModelRecipe, calib: datasets.Samples) -> list[Tensor]:

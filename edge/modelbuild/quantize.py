@@ -11,7 +11,8 @@ ranges we choose (:mod:`edge.modelbuild.ranges`). Afterwards:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,15 +60,42 @@ def input_output_names(prepared: bytes) -> tuple[list[str], list[str]]:
     )
 
 
+def op_scopes(prepared: bytes, positions: Sequence[int]) -> list[str]:
+    """The quantiser's scope of each op (its output tensor names, ``;``-joined and ended)."""
+    model = flatbuf.read(prepared)
+    sg = model.subgraphs[0]
+    scopes = []
+    for pos in positions:
+        if not 0 <= pos < len(sg.operators):
+            raise ValueError(f"no op at position {pos} (the graph has {len(sg.operators)})")
+        names = [flatbuf.tensor_name(sg.tensors[int(i)]) for i in sg.operators[pos].outputs]
+        scopes.append(";".join(names) + ";")
+    return scopes
+
+
 def quantize_int8(
     prepared: bytes,
     ranges: Mapping[str, tuple[float, float]],
     template_sample: np.ndarray[Any, Any],
+    float_ops: Sequence[int] = (),
 ) -> bytes:
-    """Quantise ``prepared`` with ``ranges``; returns the post-processed int8 model."""
+    """Quantise ``prepared`` with ``ranges``; returns the post-processed int8 model.
+
+    ``float_ops`` (positions in ``prepared``) stay float: a mixed-precision model.
+    """
     from ai_edge_quantizer import quantizer, recipe
 
-    q = quantizer.Quantizer(bytearray(prepared), recipe.static_wi8_ai8())
+    rules = recipe.static_wi8_ai8()
+    rules += [
+        {
+            "regex": f"^{re.escape(scope)}$",
+            "operation": "*",
+            "algorithm_key": "no_quantize",
+            "op_config": {},
+        }
+        for scope in op_scopes(prepared, float_ops)
+    ]
+    q = quantizer.Quantizer(bytearray(prepared), rules)
     in_names, _ = input_output_names(prepared)
     # One quantizer calibration step gives the QSV layout; we replace its values.
     template = q.calibrate(
@@ -124,6 +152,34 @@ def postprocess(quantized: bytes) -> bytes:
     rewrite_depth_to_space(model)
     flatbuf.compact(model)
     return flatbuf.to_bytes(model)
+
+
+def check_mixed(model_bytes: bytes, float_ops: int) -> flatbuf.GraphSummary:
+    """A mixed-precision model: int8 I/O, exactly ``float_ops`` float compute ops, all other
+    ops int8 (DEQUANTIZE/QUANTIZE at the islands' edges)."""
+    summary = flatbuf.summarize(flatbuf.read(model_bytes))
+    edges = {"DEQUANTIZE", "QUANTIZE"}
+    floats = [
+        op.name
+        for op in summary.ops
+        if op.name not in edges and set(op.activation_types) == {"FLOAT32"}
+    ]
+    other = [
+        f"{op.name} ({', '.join(op.activation_types)})"
+        for op in summary.ops
+        if op.name not in edges and set(op.activation_types) not in ({"FLOAT32"}, {_INT8})
+    ]
+    io = [
+        f"{t.name} is {t.type_name}"
+        for t in summary.inputs + summary.outputs
+        if t.type_name != _INT8
+    ]
+    if other or io or len(floats) != float_ops:
+        raise NotInt8Error(
+            f"mixed model: {len(floats)} float ops (want {float_ops}); mixed-type ops: "
+            f"{other or 'none'}; non-int8 I/O: {io or 'none'}"
+        )
+    return summary
 
 
 def check_all_int8(model_bytes: bytes) -> flatbuf.GraphSummary:

@@ -7,6 +7,7 @@ fused tensor names mention unrelated layers.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -43,18 +44,23 @@ class ModelRecipe:
     #: Cross-layer equalisation of the residual streams before calibration
     #: (:mod:`edge.modelbuild.equalize`).
     equalize: bool = False
+    #: Positions (in the prepared float graph) of ops left in float: a mixed-precision
+    #: build. The quantiser puts DEQUANTIZE/QUANTIZE at the island's edges; I/O stays int8.
+    float_ops: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "recipe": "static_wi8_ai8",
             "weights": "int8 per-channel symmetric",
-            "activations": "int8 per-tensor asymmetric",
+            "activations": "int8 per-tensor asymmetric"
+            + (f"; float in {len(self.float_ops)} ops" if self.float_ops else ""),
             "io": "int8",
             "activation_range": RangePolicy(self.method, self.percentile).describe(),
             "input_range": list(self.input_range),
             "bias_correction": list(self.bias_corrected),
             # only when on, so manifests of earlier builds stay comparable
             **({"cross_layer_equalization": True} if self.equalize else {}),
+            **({"float_ops": list(self.float_ops)} if self.float_ops else {}),
             "fixed_ranges": {
                 (f"{f.output} logit" if f.before_sigmoid else f.output): [f.low, f.high]
                 for f in self.fixed
@@ -85,6 +91,14 @@ def _landmark_recipe(role: str) -> ModelRecipe:
     )
 
 
+#: The lite model's mixed-precision build (``lite-mixed``, SCOREBOARD rows 33-41): ops left
+#: in float, by position in the prepared graph of the pinned source, found by measuring
+#: float islands one stage at a time: the stem and the 64x64 stage (positions 0-17: one
+#: step of the stem's 8-channel stream moved the next expansion's output by up to 111
+#: steps) and the regression branch from the 8x8 trunk to the landmark heads (97-121:
+#: its 2x2x192 tensors carry every landmark). 31% of the MACs; I/O and heads stay int8.
+LITE_FLOAT_OPS: tuple[int, ...] = (*range(0, 18), *range(97, 122))
+
 RECIPES: dict[str, ModelRecipe] = {
     "detector": ModelRecipe(
         role="detector",
@@ -101,6 +115,9 @@ RECIPES: dict[str, ModelRecipe] = {
     ),
     "lite": _landmark_recipe("lite"),
     "full": _landmark_recipe("full"),
+    "lite-mixed": dataclasses.replace(
+        _landmark_recipe("lite"), role="lite-mixed", float_ops=LITE_FLOAT_OPS
+    ),
 }
 
 

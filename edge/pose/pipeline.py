@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["int8", "float"]
+Precision = Literal["int8", "float", "mixed"]
 DelegateName = Literal["cpu", "edgetpu"]
 FallbackName = Literal["none", "cpu"]
 
@@ -89,10 +89,11 @@ class PoseOptions:
 
     One deliberate deviation: ``model_complexity`` defaults to 0 (lite, the
     product's int8 model; MediaPipe defaults to 1, full). The rest are this
-    product's: ``precision`` (``int8`` committed models or the ``float``
-    originals), ``num_threads``, ``delegate`` (``cpu`` or ``edgetpu``) with
-    ``fallback``, ``detector_interval_frames`` (re-detect newcomers every N frames
-    when ``num_poses > 1``) and the ghost checks (see the module docstring;
+    product's: ``precision`` (``int8`` committed models, the ``float``
+    originals, or ``mixed``: the lite model's int8 build with float layers),
+    ``num_threads``, ``delegate`` (``cpu`` or ``edgetpu``) with ``fallback``,
+    ``detector_interval_frames`` (re-detect newcomers every N frames when
+    ``num_poses > 1``) and the ghost checks (see the module docstring;
     ``ghost_checks=False`` gives MediaPipe's own tracking behaviour).
 
     ``min_pose_presence_confidence`` (Tasks API) is the pose flag a new track needs
@@ -148,8 +149,14 @@ class PoseOptions:
             )
         if self.num_poses < 1:
             raise ValueError(f"num_poses must be >= 1, got {self.num_poses!r}")
-        if self.precision not in ("int8", "float"):
-            raise ValueError(f"precision must be 'int8' or 'float', got {self.precision!r}")
+        if self.precision not in ("int8", "float", "mixed"):
+            raise ValueError(
+                f"precision must be 'int8', 'float' or 'mixed', got {self.precision!r}"
+            )
+        if self.precision == "mixed" and self.model_complexity != 0:
+            raise ValueError("precision 'mixed' exists only for the lite model (complexity 0)")
+        if self.precision == "mixed" and self.delegate == "edgetpu":
+            raise ValueError("the Edge TPU runs fully int8 models only; use precision 'int8'")
         if self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads!r}")
         if self.delegate not in ("cpu", "edgetpu"):
