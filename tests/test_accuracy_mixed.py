@@ -1,5 +1,5 @@
 """Issue 4, the mixed-precision lite model (``precision = "mixed"``): int8 with the most
-sensitive layers in float (``models/SCOREBOARD.md``, rows 33-41).
+sensitive layers in float (``models/SCOREBOARD.md``, rows 33-46).
 
 Against the float pipeline on ``dance.mp4`` in tracking mode, the all-int8 model sits
 0.040 torso away (wrists 0.071, ankles 0.054); the mixed one must be within issue 4's

@@ -91,7 +91,7 @@ def _landmark_recipe(role: str) -> ModelRecipe:
     )
 
 
-#: The lite model's mixed-precision build (``lite-mixed``, SCOREBOARD rows 33-41): ops left
+#: The lite model's mixed-precision build (``lite-mixed``, SCOREBOARD row 42): ops left
 #: in float, by position in the prepared graph of the pinned source, found by measuring
 #: float islands one stage at a time: the stem and the 64x64 stage (positions 0-17: one
 #: step of the stem's 8-channel stream moved the next expansion's output by up to 111
