@@ -204,6 +204,23 @@ def test_verify_detects_a_flipped_byte(models_copy: Path, manifest: models.Manif
     assert "edge-pose models build" in proc.stderr
 
 
+def test_startup_check_of_the_mixed_model(models_copy: Path, manifest: models.Manifest) -> None:
+    """precision = "mixed": the daemon checks the detector and lite-mixed, by name."""
+    from edge.app import verify_models
+    from edge.config import ModelsConfig
+    from edge.daemon import StartupError
+
+    config = ModelsConfig(precision="mixed", dir=str(models_copy))
+    verify_models(config)  # intact
+    entry = manifest.models["lite-mixed"]
+    path = models_copy / entry.file
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(StartupError) as err:
+        verify_models(config)
+    assert entry.file in str(err.value) and entry.sha256 in str(err.value)
+    verify_models(ModelsConfig(precision="int8", dir=str(models_copy)))  # int8 does not need it
+
+
 def test_verify_detects_a_missing_model(models_copy: Path, manifest: models.Manifest) -> None:
     entry = manifest.models["detector"]
     (models_copy / entry.file).unlink()
