@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -355,23 +356,28 @@ def test_detector_accuracy_metrics() -> None:
     assert acc.detection_agreement == 0.5  # sigmoid(0) = 0.5 is not a detection
 
 
-def test_landmark_accuracy_metrics() -> None:
-    lm = np.zeros((3, 195), np.float32)
-    q = lm.copy().reshape(3, 39, 5)
-    q[:, 0, 0] = 33.0  # nose off by 33 px -> face group mean 3 px, overall 1 px
-    world = np.zeros((3, 117), np.float32)
-    flag = np.array([[0.9], [0.9], [0.1]], np.float32)
-    q_flag = np.array([[0.9], [0.4], [0.1]], np.float32)
-    is_person = np.array([True, True, False])
-    acc = landmark_accuracy(
-        float_landmarks=lm,
+def _against_zero_landmarks(
+    q: np.ndarray, flag: list[float], q_flag: list[float], is_person: list[bool], **kw: Any
+) -> Any:
+    """landmark_accuracy of int8 landmarks ``q`` (N, 39, 5) against a float model at 0."""
+    n = len(q)
+    world = np.zeros((n, 117), np.float32)
+    return landmark_accuracy(
+        float_landmarks=np.zeros((n, 195), np.float32),
         float_world=world,
-        float_flag=flag,
-        int8_landmarks=q.reshape(3, 195),
+        float_flag=np.array(flag, np.float32).reshape(n, 1),
+        int8_landmarks=q.reshape(n, 195),
         int8_world=world,
-        int8_flag=q_flag,
-        is_person=is_person,
+        int8_flag=np.array(q_flag, np.float32).reshape(n, 1),
+        is_person=np.array(is_person),
+        **kw,
     )
+
+
+def test_landmark_accuracy_metrics() -> None:
+    q = np.zeros((3, 39, 5), np.float32)
+    q[:, 0, 0] = 33.0  # nose off by 33 px -> face group mean 3 px, overall 1 px
+    acc = _against_zero_landmarks(q, [0.9, 0.9, 0.1], [0.9, 0.4, 0.1], [True, True, False])
     assert acc.mean_px == pytest.approx(1.0)
     assert acc.by_part_px["face"] == pytest.approx(3.0)
     assert acc.flag_agreement_person == 0.5
@@ -379,38 +385,20 @@ def test_landmark_accuracy_metrics() -> None:
 
 
 def test_landmark_accuracy_keeps_detector_false_positives_apart() -> None:
-    lm = np.zeros((4, 195), np.float32)
-    q = lm.copy().reshape(4, 39, 5)
+    q = np.zeros((4, 39, 5), np.float32)
     q[3, :33, 0] = 100.0  # a table leg: its "landmarks" are arbitrary
-    world = np.zeros((4, 117), np.float32)
-    flag = np.array([[0.9], [0.1], [0.7], [0.7]], np.float32)
-    q_flag = np.array([[0.9], [0.1], [0.3], [0.8]], np.float32)
-    is_person = np.array([True, False, False, False])
+    flag, q_flag = [0.9, 0.1, 0.7, 0.7], [0.9, 0.1, 0.3, 0.8]
     false_positive = np.array([False, False, True, True])
-    acc = landmark_accuracy(
-        float_landmarks=lm,
-        float_world=world,
-        float_flag=flag,
-        int8_landmarks=q.reshape(4, 195),
-        int8_world=world,
-        int8_flag=q_flag,
-        is_person=is_person,
-        is_false_positive=false_positive,
+    acc = _against_zero_landmarks(
+        q, flag, q_flag, [True, False, False, False], is_false_positive=false_positive
     )
     assert (acc.person_crops, acc.non_person_crops, acc.false_positive_crops) == (1, 1, 2)
     assert acc.mean_px == 0.0  # errors on person crops only
     assert acc.flag_agreement_person == acc.flag_agreement_non_person == 1.0
     assert (acc.false_positive_float_says_person, acc.false_positive_int8_says_person) == (2, 1)
     with pytest.raises(ValueError, match="both"):
-        landmark_accuracy(
-            float_landmarks=lm,
-            float_world=world,
-            float_flag=flag,
-            int8_landmarks=lm,
-            int8_world=world,
-            int8_flag=flag,
-            is_person=np.array([True, False, False, True]),
-            is_false_positive=false_positive,
+        _against_zero_landmarks(
+            q, flag, q_flag, [True, False, False, True], is_false_positive=false_positive
         )
 
 
