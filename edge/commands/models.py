@@ -215,9 +215,10 @@ def _register_build(sub: Any) -> None:
         "image folders (the detector on letterboxed frames and their mirror images, the\n"
         "landmark models on person crops through the float detector's ROI plus random\n"
         "non-person crops), quantise fully to int8 with ai-edge-quantizer (static_wi8_ai8),\n"
-        "check every op and I/O tensor is int8 (lite-mixed: every op but its float island,\n"
-        "I/O int8), and measure each model against its float\n"
-        "original on held-out frames (1 in 5, never calibrated on). Writes the models,\n"
+        "check every op and I/O tensor is int8 (lite-mixed: all but its float layers), and\n"
+        "measure each model against its float original on held-out frames (1 in 5, never\n"
+        "calibrated on; a video's *.presence.json marks empty frames, whose detections are\n"
+        "reported as detector false positives, not person crops). Writes the models,\n"
         "manifest.toml and BUILD_REPORT.md/.json into --out. Deterministic: sorted inputs,\n"
         "fixed seeds. Needs the `models` extra (pip install -e '.[models]').",
         "examples:\n"
