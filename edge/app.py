@@ -122,9 +122,9 @@ def verify_models(models: ModelsConfig) -> None:
     if models.precision == "float" or not models.verify:
         return
     from edge.daemon import EX_DATAERR, StartupError
-    from edge.models import COMPLEXITY_NAMES, ModelIntegrityError, built_role, check_models
+    from edge.models import COMPLEXITY_NAMES, ModelIntegrityError, check_models, runtime_roles
 
-    roles = ("detector", built_role(COMPLEXITY_NAMES[models.complexity], models.precision))
+    roles = runtime_roles(COMPLEXITY_NAMES[models.complexity], models.precision)
     try:
         check_models(Path(models.dir) if models.dir else None, roles)
     except ModelIntegrityError as exc:

@@ -34,6 +34,8 @@ from pydantic import (
     field_validator,
 )
 
+from edge.models import COMPLEXITY_NAMES, MIXED_ROLES
+
 #: sysexits.h EX_CONFIG: the configuration is wrong; restarting will not help.
 EX_CONFIG = 78
 DEFAULT_CONFIG_PATH = Path("/etc/edge-pose/config.toml")
@@ -185,8 +187,11 @@ class ModelsConfig(_Section):
     @field_validator("precision")
     @classmethod
     def _mixed_is_lite_only(cls, value: str, info: ValidationInfo) -> str:
-        if value == "mixed" and info.data.get("complexity", 0) != 0:
-            raise ValueError("a mixed-precision model exists only for complexity 0 (lite)")
+        name = COMPLEXITY_NAMES[info.data.get("complexity", 0)]
+        if value == "mixed" and name not in MIXED_ROLES:
+            raise ValueError(
+                f"a mixed-precision model exists only for complexity 0 (lite), not {name}"
+            )
         return value
 
     @field_validator("delegate")

@@ -60,10 +60,15 @@ def built_role(name: ModelName, precision: Precision) -> str:
         return name
     if name not in MIXED_ROLES:
         raise ValueError(
-            f"no mixed-precision {name} model (mixed exists for: {', '.join(MIXED_ROLES)}); "
-            "use precision int8"
+            f"no mixed-precision {name} model: precision 'mixed' exists only for the "
+            f"{', '.join(MIXED_ROLES)} model; use precision int8"
         )
     return MIXED_ROLES[name]
+
+
+def runtime_roles(name: ModelName, precision: Precision) -> tuple[str, str]:
+    """Manifest roles a pipeline of landmark model ``name`` at ``precision`` loads."""
+    return built_role("detector", precision), built_role(name, precision)
 
 
 def model_path(name: ModelName, precision: Precision, models_dir: Path | None = None) -> Path:

@@ -68,11 +68,11 @@ def test_mixed_model_keeps_only_its_island_in_float(
     assert entry.file == models.built_file_name("lite-mixed") == "pose_landmark_lite_mixed.tflite"
     assert manifest.raw["models"]["lite-mixed"]["recipe"]["float_ops"] == list(LITE_FLOAT_OPS)
     data = (models_dir / entry.file).read_bytes()
-    summary = quantize.check_mixed(data, len(RECIPES["lite-mixed"].float_ops))
+    summary = quantize.check_int8(data, len(RECIPES["lite-mixed"].float_ops))
     with pytest.raises(quantize.NotInt8Error):
-        quantize.check_all_int8(data)
+        quantize.check_int8(data)
     with pytest.raises(quantize.NotInt8Error, match="float ops"):
-        quantize.check_mixed(data, len(LITE_FLOAT_OPS) - 1)
+        quantize.check_int8(data, len(LITE_FLOAT_OPS) - 1)
     lite = flatbuf.summarize(flatbuf.read(models_dir / manifest.models["lite"].file))
     assert [(t.shape, t.scale, t.zero_point) for t in summary.inputs] == [
         (t.shape, t.scale, t.zero_point) for t in lite.inputs
@@ -316,9 +316,9 @@ def test_prepare_is_bit_exact(float_models_dir: Path) -> None:
         prepare.check_bit_exact(original, flatbuf.to_bytes(model))
 
 
-def test_check_all_int8_rejects_float_model(float_models_dir: Path) -> None:
+def test_check_int8_rejects_float_model(float_models_dir: Path) -> None:
     with pytest.raises(quantize.NotInt8Error, match="not fully int8"):
-        quantize.check_all_int8((float_models_dir / "pose_detection.tflite").read_bytes())
+        quantize.check_int8((float_models_dir / "pose_detection.tflite").read_bytes())
 
 
 def test_range_policy_overrides_and_percentile() -> None:

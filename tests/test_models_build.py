@@ -32,7 +32,7 @@ def test_tiny_build_of_the_lite_model(
     result = build_models(opts)
 
     built = out / models.int8_file_name("lite")
-    quantize.check_all_int8(built.read_bytes())
+    quantize.check_int8(built.read_bytes())
     summary = flatbuf.summarize(flatbuf.read(built))
     assert (
         summary.op_counts()

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.models import PRECISIONS
+
 DESCRIPTION = """\
 Measure the pose pipeline on this machine: per-stage latency (capture/decode,
 preprocess, detector, landmark model, postprocess + filters, publish) p50/p95/p99,
@@ -64,7 +66,7 @@ def register(sub: Any) -> None:
         "x delegate (cpu, edgetpu when present)",
     )
     p.add_argument("--model", choices=("lite", "full", "heavy"), default="lite")
-    p.add_argument("--precision", choices=("int8", "float", "mixed"), default="int8")
+    p.add_argument("--precision", choices=PRECISIONS, default="int8")
     p.add_argument("--delegate", choices=("cpu", "edgetpu"), default="cpu")
     p.add_argument(
         "--compare",

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from edge.models import PRECISIONS
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
@@ -75,7 +77,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=("int8", "float", "mixed"),
+        choices=PRECISIONS,
         default="int8",
         help="int8 built models (default), the float originals, or mixed (lite: int8 with "
         "float layers, closer to float)",
@@ -302,10 +304,10 @@ def _process(args: argparse.Namespace) -> int:
         return 2
     if options.precision != "float":
         # The same start-up check as the daemon: a corrupt model fails here, by name.
-        from edge.models import ModelIntegrityError, built_role, check_models
+        from edge.models import ModelIntegrityError, check_models, runtime_roles
 
         try:
-            check_models(roles=("detector", built_role(args.model, options.precision)))
+            check_models(roles=runtime_roles(args.model, options.precision))
         except ModelIntegrityError as exc:
             print(f"edge-pose process: {exc}", file=sys.stderr)
             return EX_DATAERR

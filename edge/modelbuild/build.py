@@ -27,7 +27,6 @@ from edge.modelbuild import (
     datasets,
     equalize,
     evaluate,
-    flatbuf,
     frames,
     manifest_io,
     prepare,
@@ -196,7 +195,7 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
             del stats
         with _Timer(timings, f"{role}_quantize"):
             int8 = quantize.quantize_int8(prepared, chosen, calib_inputs[0], recipe.float_ops)
-            _check(recipe, int8)
+            quantize.check_int8(int8, len(recipe.float_ops))
         out_path = opts.out_dir / edge_models.built_file_name(role)
         with _Timer(timings, f"{role}_evaluate_uncorrected"):
             # The lever's effect, measured: the same model before bias correction.
@@ -208,7 +207,7 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
                 uncorrected.unlink()
         with _Timer(timings, f"{role}_bias_correction"):
             int8, fixes = _bias_correct(recipe, int8, prepared, calib)
-            summary = _check(recipe, int8)
+            summary = quantize.check_int8(int8, len(recipe.float_ops))
         out_path.write_bytes(int8)
         with _Timer(timings, f"{role}_evaluate"):
             accuracy = _evaluate(role, float_paths[role], out_path, held, progress)
@@ -273,12 +272,6 @@ def build_models(opts: BuildOptions, progress: ProgressFactory = no_progress) ->
     manifest_io.merge_earlier_models(opts.out_dir, report, edge_models.read_manifest(opts.out_dir))
     manifest_io.write_report(opts.out_dir, report)
     return BuildResult(report, timings)
-
-
-def _check(recipe: ModelRecipe, model: bytes) -> flatbuf.GraphSummary:
-    if recipe.float_ops:
-        return quantize.check_mixed(model, len(recipe.float_ops))
-    return quantize.check_all_int8(model)
 
 
 def _equalize_inputs(recipe: ModelRecipe, calib: datasets.Samples) -> list[Tensor]:

@@ -6,7 +6,8 @@ ranges we choose (:mod:`edge.modelbuild.ranges`). Afterwards:
 
 * DEPTH_TO_SPACE, which the quantizer leaves float between DEQUANTIZE and
   QUANTIZE, becomes one int8 op (exact: a pure data move with equal ranges);
-* :func:`check_all_int8` proves every op and every I/O tensor is int8.
+* :func:`check_int8` proves every op and every I/O tensor is int8 (or, for a
+  mixed-precision recipe, every op but its float island).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ _DATA_MOVES = frozenset({"DEPTH_TO_SPACE", "RESHAPE", "PAD", "MAX_POOL_2D"})
 #: Types allowed for activations in a "fully int8" graph. INT32 only appears as
 #: constant operands (biases, shapes, paddings), which the check skips.
 _INT8 = "INT8"
+_FLOAT32 = "FLOAT32"
+#: Ops a mixed-precision build has at the edges of its float islands.
+_ISLAND_EDGES = frozenset({"DEQUANTIZE", "QUANTIZE"})
 
 
 class NotInt8Error(AssertionError):
@@ -154,41 +158,18 @@ def postprocess(quantized: bytes) -> bytes:
     return flatbuf.to_bytes(model)
 
 
-def check_mixed(model_bytes: bytes, float_ops: int) -> flatbuf.GraphSummary:
-    """A mixed-precision model: int8 I/O, exactly ``float_ops`` float compute ops, all other
-    ops int8 (DEQUANTIZE/QUANTIZE at the islands' edges)."""
+def check_int8(model_bytes: bytes, float_ops: int = 0) -> flatbuf.GraphSummary:
+    """Raise :class:`NotInt8Error` unless every I/O tensor and every op's activations are
+    int8 - except, in a mixed-precision build, exactly ``float_ops`` float32 ops with the
+    DEQUANTIZE/QUANTIZE ops at their edges."""
     summary = flatbuf.summarize(flatbuf.read(model_bytes))
-    edges = {"DEQUANTIZE", "QUANTIZE"}
-    floats = [
-        op.name
-        for op in summary.ops
-        if op.name not in edges and set(op.activation_types) == {"FLOAT32"}
-    ]
-    other = [
-        f"{op.name} ({', '.join(op.activation_types)})"
-        for op in summary.ops
-        if op.name not in edges and set(op.activation_types) not in ({"FLOAT32"}, {_INT8})
-    ]
-    io = [
-        f"{t.name} is {t.type_name}"
-        for t in summary.inputs + summary.outputs
-        if t.type_name != _INT8
-    ]
-    if other or io or len(floats) != float_ops:
-        raise NotInt8Error(
-            f"mixed model: {len(floats)} float ops (want {float_ops}); mixed-type ops: "
-            f"{other or 'none'}; non-int8 I/O: {io or 'none'}"
-        )
-    return summary
-
-
-def check_all_int8(model_bytes: bytes) -> flatbuf.GraphSummary:
-    """Raise :class:`NotInt8Error` unless every op's activations and every I/O tensor are int8."""
-    summary = flatbuf.summarize(flatbuf.read(model_bytes))
+    allowed = [{_INT8}, {_FLOAT32}] if float_ops else [{_INT8}]
+    edges = _ISLAND_EDGES if float_ops else frozenset()
+    compute = [op for op in summary.ops if op.name not in edges]
     problems = [
         f"{op.name} ({', '.join(op.activation_types)})"
-        for op in summary.ops
-        if any(t != _INT8 for t in op.activation_types)
+        for op in compute
+        if set(op.activation_types) not in allowed
     ]
     problems += [
         f"{kind} {t.name} is {t.type_name}"
@@ -196,6 +177,9 @@ def check_all_int8(model_bytes: bytes) -> flatbuf.GraphSummary:
         for t in tensors
         if t.type_name != _INT8
     ]
+    floats = sum(set(op.activation_types) == {_FLOAT32} for op in compute)
+    if float_ops and floats != float_ops:
+        problems.append(f"{floats} float ops (want {float_ops})")
     if problems:
         raise NotInt8Error("not fully int8: " + "; ".join(problems))
     return summary

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from edge.models import COMPLEXITY_NAMES, PRECISIONS, Precision, built_role, model_path
 from edge.pose.anchors import generate_anchors
 from edge.pose.crop import (
     DETECTOR_RANGE,
@@ -78,7 +79,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["int8", "float", "mixed"]
 DelegateName = Literal["cpu", "edgetpu"]
 FallbackName = Literal["none", "cpu"]
 
@@ -149,12 +149,11 @@ class PoseOptions:
             )
         if self.num_poses < 1:
             raise ValueError(f"num_poses must be >= 1, got {self.num_poses!r}")
-        if self.precision not in ("int8", "float", "mixed"):
+        if self.precision not in PRECISIONS:
             raise ValueError(
-                f"precision must be 'int8', 'float' or 'mixed', got {self.precision!r}"
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
-        if self.precision == "mixed" and self.model_complexity != 0:
-            raise ValueError("precision 'mixed' exists only for the lite model (complexity 0)")
+        built_role(COMPLEXITY_NAMES[self.model_complexity], self.precision)  # mixed: lite only
         if self.precision == "mixed" and self.delegate == "edgetpu":
             raise ValueError("the Edge TPU runs fully int8 models only; use precision 'int8'")
         if self.num_threads < 1:
@@ -800,7 +799,6 @@ def merge_detections(parts: list[Detections], iou_threshold: float = 0.3) -> Det
 
 def build_pipeline(options: PoseOptions, models_dir: Path | None = None) -> PosePipeline:
     """Load the detector and the landmark model the options ask for and build a pipeline."""
-    from edge.models import COMPLEXITY_NAMES, model_path
     from edge.runtime import load_model
 
     landmark_name = COMPLEXITY_NAMES[options.model_complexity]
